@@ -1,0 +1,184 @@
+"""The ``worldengine-lab`` command line: one entry point, ``--help`` on every subcommand.
+
+Every subcommand is a thin wrapper over one library call, so the same work runs from a notebook cell.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import WorldEngineLabError
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_workspace(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workspace", type=Path, default=None,
+                   help="workspace folder (default: $WORLDENGINE_LAB_WORKSPACE, else ./workspace)")
+
+
+def _add_window(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--history", type=float, default=2.0, help="seconds of history before 'now' (default 2)")
+    p.add_argument("--future", type=float, default=8.0, help="seconds after 'now' (default 8)")
+    p.add_argument("--dt", type=float, default=0.1, help="output step in seconds (default 0.1 = 10 Hz)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="worldengine-lab",
+        description="worldengine_lab: mine planner failures in driving logs, vary them, post-train, report.",
+    )
+    parser.add_argument("--version", action="version", version=f"worldengine_lab {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # data ------------------------------------------------------------------------------------------------
+    data = sub.add_parser("data", help="create, import and summarise driving data",
+                          description="Create the embedded world, import logs into the workspace, print statistics.")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    synth = dsub.add_parser("synth", help="generate the embedded world as nuPlan .db logs and .gpkg maps",
+                            description="Generate a seeded procedural city and traffic, written as real nuPlan files.")
+    synth.add_argument("--out", type=Path, required=True, help="output folder (created; must not hold a dataset)")
+    synth.add_argument("--seed", type=int, default=0, help="generator seed (same seed, identical files)")
+    synth.add_argument("--logs", type=int, default=None, help="number of logs (default: the demo dataset size)")
+
+    imp = dsub.add_parser("import", help="import scenario windows from nuPlan or Argoverse 2 into the workspace",
+                          description="Index scenario windows of a dataset in the workspace catalog (one transaction).")
+    isub = imp.add_subparsers(dest="source", metavar="SOURCE", required=True)
+    inu = isub.add_parser("nuplan", help="nuPlan .db logs (a file or a folder searched recursively)",
+                          description="Import nuPlan logs; maps come from --maps-root or $NUPLAN_MAPS_ROOT.")
+    inu.add_argument("path", type=Path, help="a .db log or a folder of logs (default $NUPLAN_DATA_ROOT)", nargs="?")
+    inu.add_argument("--maps-root", type=Path, default=None, help="nuPlan maps folder (default $NUPLAN_MAPS_ROOT)")
+    inu.add_argument("--tags", nargs="*", default=None, help="only windows tagged with these scenario types")
+    inu.add_argument("--tokens", nargs="*", default=None, help="only these lidar_pc tokens (hex)")
+    inu.add_argument("--stride", type=float, default=None, help="one window every STRIDE seconds instead of tags")
+    inu.add_argument("--source-name", default="nuplan", help="catalog source label (default nuplan)")
+    _add_window(inu)
+    _add_workspace(inu)
+    iav = isub.add_parser("av2", help="Argoverse 2 sensor logs or motion-forecasting scenarios",
+                          description="Import AV2 logs (a log folder, a split folder, or forecasting scenarios).")
+    iav.add_argument("path", type=Path, nargs="?", help="AV2 folder (default $AV2_DATA_ROOT)")
+    iav.add_argument("--stride", type=float, default=1.0, help="window stride within a sensor log, s (default 1)")
+    _add_window(iav)
+    _add_workspace(iav)
+
+    stats = dsub.add_parser("stats", help="print catalog statistics of the workspace",
+                            description="Counts per source, map, location, tag and split; total duration.")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_workspace(stats)
+
+    # demo ------------------------------------------------------------------------------------------------
+    demo = sub.add_parser("demo", help="run the main job on the embedded default",
+                          description="Generate the embedded world (if absent), import it through the nuPlan "
+                                      "reader and print the catalog summary.")
+    demo.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    demo.add_argument("--logs", type=int, default=None, help="number of logs (default: the demo dataset size)")
+    _add_workspace(demo)
+
+    # bench -----------------------------------------------------------------------------------------------
+    from .bench import BENCHMARKS
+
+    bench = sub.add_parser("bench", help="run a benchmark and print its figures",
+                           description="Run a named benchmark; --json prints exactly one JSON object on stdout.")
+    bench.add_argument("name", choices=sorted(BENCHMARKS), help="benchmark name")
+    bench.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes (for smoke tests)")
+    return parser
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _print_stats(stats: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(stats, indent=2, sort_keys=True, default=str))
+        return
+    print(f"scenarios: {stats.get('num_scenarios', 0)}   total duration: {stats.get('total_duration_s', 0.0):.1f} s")
+    for key in ("by_source", "by_map", "by_location", "by_split", "by_tag"):
+        counts = stats.get(key) or {}
+        if not counts:
+            continue
+        print(f"\n{key.replace('by_', 'per ')}:")
+        for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:25]:
+            print(f"  {name:<58} {n:>7}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return _dispatch(args)
+    except WorldEngineLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    import os
+
+    if args.command == "data":
+        if args.data_command == "synth":
+            from .logs.synthetic import synthesize
+
+            res = synthesize(args.out, seed=args.seed, **({"num_logs": args.logs} if args.logs else {}))
+            print(f"wrote {len(res.db_paths)} logs to {res.data_root} and maps to {res.maps_root}")
+            return 0
+        if args.data_command == "import":
+            from .scenarios.imports import import_av2, import_nuplan
+            from .store import Workspace
+
+            ws = Workspace.open(args.workspace)
+            if args.source == "nuplan":
+                path = args.path or os.environ.get("NUPLAN_DATA_ROOT")
+                if not path:
+                    raise WorldEngineLabError("no nuPlan path given; pass PATH or set NUPLAN_DATA_ROOT")
+                summary = import_nuplan(
+                    ws, path, maps_root=args.maps_root, tags=args.tags, tokens=args.tokens, stride_s=args.stride,
+                    history_s=args.history, future_s=args.future, dt=args.dt, source=args.source_name,
+                )
+            else:
+                path = args.path or os.environ.get("AV2_DATA_ROOT")
+                if not path:
+                    raise WorldEngineLabError("no Argoverse 2 path given; pass PATH or set AV2_DATA_ROOT")
+                summary = import_av2(ws, path, stride_s=args.stride, history_s=args.history,
+                                     future_s=args.future, dt=args.dt)
+            print(f"imported {summary['num_scenarios']} scenarios from {summary['num_logs']} logs "
+                  f"into {ws.root} (import {summary['import_id']})")
+            return 0
+        if args.data_command == "stats":
+            from .store import Workspace
+
+            _print_stats(Workspace.open(args.workspace).stats(), args.json)
+            return 0
+    if args.command == "demo":
+        from .demo import run_demo
+
+        run_demo(workspace=args.workspace, seed=args.seed, num_logs=args.logs)
+        return 0
+    if args.command == "bench":
+        from .bench import run_benchmark
+
+        result = run_benchmark(args.name, quick=args.quick)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            for k, v in result.items():
+                print(f"{k:<32} {v}")
+        return 0
+    raise AssertionError(f"unhandled command {args.command}")  # argparse guarantees a known command
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""NuPlanDB: read-only, indexed access to one nuPlan log (.db), per spec/data-formats.md §1.2–§1.5.
+
+Opening a log reads only small per-log tables (log, lidar, scene, track, category, scenario_tag) and the
+lidar_pc/ego_pose time index (a few numbers per 20 Hz sweep). Boxes and traffic-light rows are queried
+per window with SQL, so memory stays flat however many windows are read.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...errors import (
+    CorruptFileError,
+    EmptyLogError,
+    InvalidPoseError,
+    MissingColumnError,
+    MissingTableError,
+    NonMonotonicTimestampsError,
+)
+from ._pickle import loads_restricted
+from .schema import CATEGORY_NAMES, LIDAR_CHANNEL, REQUIRED_DB_COLUMNS, TRAFFIC_LIGHT_CODES
+
+__all__ = ["NuPlanDB", "LogInfo", "parse_roadblock_ids", "yaw_from_quaternion"]
+
+log = logging.getLogger(__name__)
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def yaw_from_quaternion(qw: np.ndarray, qx: np.ndarray, qy: np.ndarray, qz: np.ndarray) -> np.ndarray:
+    """Heading (rad, CCW about +z) of ``(w, x, y, z)`` quaternions (spec §5)."""
+    return np.arctan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+
+
+def parse_roadblock_ids(text: str | None) -> tuple[str, ...]:
+    """Split ``scene.roadblock_ids`` on commas and/or whitespace (both separators occur, spec §1.3)."""
+    if not text:
+        return ()
+    return tuple(t for t in text.replace(",", " ").split() if t)
+
+
+@dataclass(frozen=True)
+class LogInfo:
+    """The ``log`` row: name (file stem), location, map name, vehicle, date."""
+
+    log_id: str
+    location: str
+    map_name: str
+    vehicle_name: str
+    date: str
+
+
+class NuPlanDB:
+    """One nuPlan log file, opened read-only.
+
+    Attributes after construction (all aligned on the merged-lidar sweeps, sorted by time, 20 Hz):
+        lidar_pc_tokens: ``[S]`` object array of ``bytes`` tokens.
+        timestamps_us: ``[S]`` int64, µs.
+        scene_index: ``[S]`` int32 index into :attr:`scenes` (-1 if the sweep has no scene).
+        ego_xy: ``[S, 2]`` float64, m, global frame, **rear axle**.
+        ego_yaw: ``[S]`` float64, rad.
+        ego_vel_local: ``[S, 2]`` float64, m/s in the ego frame (x forward, y left).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._name = self.path.name
+        if not self.path.is_file():
+            from ...errors import MissingFileError
+
+            raise MissingFileError(f"{self.path}: nuPlan log not found; pass the path of a .db file")
+        with open(self.path, "rb") as fh:
+            head = fh.read(100)
+        if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
+            raise CorruptFileError(
+                f"{self.path}: not a SQLite database (header {head[:16]!r}); expected a nuPlan .db log — "
+                "the file may be truncated or of another format"
+            )
+        try:
+            self.con = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro&immutable=1", uri=True,
+                                       check_same_thread=False)
+            self.con.execute("PRAGMA query_only = 1")
+            tables = {r[0] for r in self.con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise CorruptFileError(f"{self.path}: cannot read SQLite database ({exc}); re-download the log") from exc
+        self._check_schema(tables)
+        self.info = self._read_log()
+        self._read_time_index()
+
+    # ------------------------------------------------------------------------------------------------ schema
+    def _sql(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        try:
+            return self.con.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise CorruptFileError(f"{self.path}: query failed ({exc}); the file may be damaged") from exc
+
+    def _frame(self, sql: str, params: tuple | list = ()) -> pd.DataFrame:
+        try:
+            return pd.read_sql_query(sql, self.con, params=params)
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+            raise CorruptFileError(f"{self.path}: query failed ({exc}); the file may be damaged") from exc
+
+    def _check_schema(self, tables: set[str]) -> None:
+        for table, cols in REQUIRED_DB_COLUMNS.items():
+            if table not in tables:
+                raise MissingTableError(
+                    f"{self.path}: table '{table}' is missing; a nuPlan log needs the tables "
+                    f"{sorted(REQUIRED_DB_COLUMNS)} (spec §1.3)"
+                )
+            have = {r[1] for r in self._sql(f'PRAGMA table_info("{table}")')}
+            for col in cols:
+                if col not in have:
+                    raise MissingColumnError(
+                        f"{self.path}: column '{table}.{col}' is missing (table has {sorted(have)}); "
+                        "the reader needs it (spec §1.3)"
+                    )
+
+    def _read_log(self) -> LogInfo:
+        rows = self._sql("SELECT location, map_version, "
+                         + ("vehicle_name, " if self._has_col("log", "vehicle_name") else "'', ")
+                         + ("date " if self._has_col("log", "date") else "'' ")
+                         + "FROM log")
+        if not rows:
+            raise EmptyLogError(f"{self.path}: table 'log' is empty; expected one row describing the log")
+        location, map_version, vehicle, date = rows[0]
+        if not map_version:
+            raise MissingColumnError(f"{self.path}: log.map_version is empty; expected a map name such as 'us-ma-boston'")
+        map_name = str(map_version)
+        if map_name.endswith(".gpkg"):
+            map_name = map_name[: -len(".gpkg")]
+        return LogInfo(self.path.stem, str(location or ""), map_name, str(vehicle or ""), str(date or ""))
+
+    def _has_col(self, table: str, col: str) -> bool:
+        return any(r[1] == col for r in self._sql(f'PRAGMA table_info("{table}")'))
+
+    def _has_index(self, table: str, col: str) -> bool:
+        for row in self._sql(f'PRAGMA index_list("{table}")'):
+            info = self._sql(f'PRAGMA index_info("{row[1]}")')
+            if info and info[0][2] == col:
+                return True
+        return False
+
+    # ------------------------------------------------------------------------------------------------ time
+    def _read_time_index(self) -> None:
+        lidars = self._sql("SELECT token, channel FROM lidar")
+        merged = [t for t, c in lidars if c == LIDAR_CHANNEL]
+        if not merged:
+            if len(lidars) == 1:
+                merged = [lidars[0][0]]
+            else:
+                raise EmptyLogError(
+                    f"{self.path}: no lidar row with channel '{LIDAR_CHANNEL}' (found {[c for _, c in lidars]}); "
+                    "nuPlan's time base is the merged point cloud"
+                )
+        df = self._frame(
+            "SELECT lp.token AS token, lp.next_token AS next_token, lp.timestamp AS ts, lp.scene_token AS scene, "
+            "ep.token AS ep_token, ep.x, ep.y, ep.qw, ep.qx, ep.qy, ep.qz, ep.vx, ep.vy "
+            "FROM lidar_pc lp LEFT JOIN ego_pose ep ON ep.token = lp.ego_pose_token "
+            "WHERE lp.lidar_token = ? ORDER BY lp.timestamp, lp.rowid",
+            (merged[0],),
+        )
+        if df.empty:
+            raise EmptyLogError(f"{self.path}: table 'lidar_pc' has no sweeps; the log is empty")
+        if df["ts"].isna().any():
+            raise NonMonotonicTimestampsError(f"{self.path}: lidar_pc.timestamp has NULL values")
+        ts = df["ts"].to_numpy(np.int64)
+        dup = np.flatnonzero(np.diff(ts) <= 0)
+        if len(dup):
+            raise NonMonotonicTimestampsError(
+                f"{self.path}: lidar_pc.timestamp repeats at {ts[dup[0]]} µs (token "
+                f"{bytes(df['token'].iat[int(dup[0])]).hex()}); timestamps must strictly increase"
+            )
+        # the next_token chain must follow time order
+        nxt = df["next_token"].to_numpy(object)
+        tok = df["token"].to_numpy(object)
+        has_next = np.array([n is not None for n in nxt[:-1]], bool)
+        chained = np.array([a == b for a, b in zip(nxt[:-1], tok[1:])], bool)
+        bad = np.flatnonzero(has_next & ~chained)
+        if len(bad):
+            i = int(bad[0])
+            raise NonMonotonicTimestampsError(
+                f"{self.path}: lidar_pc.next_token of {bytes(tok[i]).hex()} does not point at the next sweep in time "
+                f"({ts[i]} µs); the prev/next chain and lidar_pc.timestamp disagree"
+            )
+        if df["ep_token"].isna().any():
+            i = int(np.flatnonzero(df["ep_token"].isna().to_numpy())[0])
+            raise InvalidPoseError(
+                f"{self.path}: lidar_pc {bytes(tok[i]).hex()} points at an ego_pose that does not exist "
+                "(lidar_pc.ego_pose_token)"
+            )
+        pose = df[["x", "y", "qw", "qx", "qy", "qz", "vx", "vy"]].to_numpy(np.float64)
+        if not np.isfinite(pose).all():
+            i, j = np.argwhere(~np.isfinite(pose))[0]
+            col = ["x", "y", "qw", "qx", "qy", "qz", "vx", "vy"][j]
+            raise InvalidPoseError(
+                f"{self.path}: ego_pose.{col} is NaN/inf for ego_pose {bytes(df['ep_token'].iat[i]).hex()} "
+                f"(lidar_pc at {ts[i]} µs); poses must be finite"
+            )
+        qn = np.linalg.norm(pose[:, 2:6], axis=1)
+        if (qn < 1e-6).any():
+            i = int(np.flatnonzero(qn < 1e-6)[0])
+            raise InvalidPoseError(f"{self.path}: ego_pose quaternion is zero at lidar_pc {ts[i]} µs")
+        self.lidar_pc_tokens: np.ndarray = tok  # [S] bytes
+        self.timestamps_us: np.ndarray = ts  # [S] int64
+        self.ego_xy: np.ndarray = pose[:, :2]  # [S, 2] float64, m, global, rear axle
+        self.ego_yaw: np.ndarray = yaw_from_quaternion(*(pose[:, 2:6] / qn[:, None]).T)  # [S] rad
+        self.ego_vel_local: np.ndarray = pose[:, 6:8]  # [S, 2] m/s, ego frame
+        scenes = self.scenes
+        codes, uniq = pd.factorize(df["scene"].map(lambda b: bytes(b).hex() if b is not None else ""))
+        lookup = {tok: i for i, tok in enumerate(scenes["token_hex"])}
+        self.scene_index: np.ndarray = np.array([lookup.get(u, -1) for u in uniq], np.int32)[codes]
+        self._token_pos = {bytes(t): i for i, t in enumerate(tok)}
+
+    @property
+    def num_sweeps(self) -> int:
+        return int(len(self.timestamps_us))
+
+    def index_of(self, token: str | bytes) -> int:
+        """Position of a lidar_pc token (hex text or bytes) in the time index; KeyError if absent."""
+        b = bytes.fromhex(token) if isinstance(token, str) else bytes(token)
+        try:
+            return self._token_pos[b]
+        except KeyError:
+            raise KeyError(f"{self.path}: lidar_pc token {b.hex()} is not a merged-lidar sweep of this log") from None
+
+    # ------------------------------------------------------------------------------------------------ small tables
+    @cached_property
+    def scenes(self) -> pd.DataFrame:
+        """Scenes ordered by name: token_hex, name, roadblock_ids (tuple), goal_ego_pose_token_hex."""
+        df = self._frame("SELECT token, name, roadblock_ids, goal_ego_pose_token FROM scene ORDER BY name")
+        df["token_hex"] = df["token"].map(lambda b: bytes(b).hex())
+        df["roadblock_ids"] = df["roadblock_ids"].map(parse_roadblock_ids)
+        df["goal_ego_pose_token_hex"] = df["goal_ego_pose_token"].map(lambda b: bytes(b).hex() if b else "")
+        return df.drop(columns=["token", "goal_ego_pose_token"])
+
+    def goal_pose(self, scene_idx: int) -> tuple[np.ndarray, float] | None:
+        """Goal of a scene: (rear-axle xy [2] float64 global, yaw rad), or None if the scene has no goal."""
+        tok = self.scenes["goal_ego_pose_token_hex"].iat[scene_idx]
+        if not tok:
+            return None
+        rows = self._sql("SELECT x, y, qw, qx, qy, qz FROM ego_pose WHERE token = ?", (bytes.fromhex(tok),))
+        if not rows or not np.isfinite(np.asarray(rows[0], dtype=float)).all():
+            return None
+        x, y, qw, qx, qy, qz = rows[0]
+        return np.array([x, y], np.float64), float(yaw_from_quaternion(qw, qx, qy, qz))
+
+    @cached_property
+    def tags(self) -> pd.DataFrame:
+        """Scenario tags: sweep index ``idx`` (into the time index), ``type``, ``agent_track_hex``."""
+        has_agent = self._has_col("scenario_tag", "agent_track_token")
+        df = self._frame(
+            "SELECT lidar_pc_token, type" + (", agent_track_token" if has_agent else ", NULL AS agent_track_token")
+            + " FROM scenario_tag"
+        )
+        idx = df["lidar_pc_token"].map(lambda b: self._token_pos.get(bytes(b), -1) if b is not None else -1)
+        out = pd.DataFrame({"idx": idx.to_numpy(np.int64), "type": df["type"].astype(str)})
+        out["agent_track_hex"] = df["agent_track_token"].map(lambda b: bytes(b).hex() if b is not None else "")
+        return out[out["idx"] >= 0].reset_index(drop=True)
+
+    @cached_property
+    def track_categories(self) -> dict[bytes, str]:
+        """track token -> category name (global nuPlan names, spec §1.3)."""
+        rows = self._sql("SELECT t.token, c.name FROM track t LEFT JOIN category c ON c.token = t.category_token")
+        return {bytes(t): (n if n in CATEGORY_NAMES else "generic_object") for t, n in rows}
+
+    def cameras(self) -> pd.DataFrame:
+        """The ``camera`` table with pickled fields decoded by the restricted unpickler (spec §1.2):
+        channel, translation [3] m (ego frame), rotation [4] wxyz (camera→ego), intrinsic [3,3], distortion,
+        width, height (px)."""
+        df = self._frame("SELECT token, channel, translation, rotation, intrinsic, distortion, width, height FROM camera")
+        for col in ("translation", "rotation", "intrinsic", "distortion"):
+            df[col] = [np.asarray(loads_restricted(v, f"{self._name}: camera.{col}"), dtype=np.float64) for v in df[col]]
+        df["token"] = df["token"].map(lambda b: bytes(b).hex())
+        return df
+
+    # ------------------------------------------------------------------------------------------------ per window
+    def _rows_for_sweeps(self, table: str, columns: str, idx: np.ndarray) -> pd.DataFrame:
+        """Rows of ``table`` whose lidar_pc_token is one of the sweeps ``idx``; adds column ``sweep`` (0..W-1).
+
+        Uses the table's index on lidar_pc_token when the file has one; otherwise a rowid map built once per
+        table by a single scan, so each window is still an indexed lookup.
+        """
+        idx = np.asarray(idx, np.int64)
+        tokens = [bytes(self.lidar_pc_tokens[i]) for i in idx]
+        out: list[pd.DataFrame] = []
+        if self._has_index(table, "lidar_pc_token"):
+            for start in range(0, len(tokens), 500):  # stay under SQLite's bound-variable limit
+                chunk = tokens[start : start + 500]
+                qs = ",".join("?" * len(chunk))
+                out.append(self._frame(
+                    f"SELECT lidar_pc_token, {columns} FROM {table} WHERE lidar_pc_token IN ({qs})", chunk))
+        else:
+            sweeps, rowids = self._rowid_map(table)
+            lo = np.searchsorted(sweeps, idx, side="left")
+            hi = np.searchsorted(sweeps, idx, side="right")
+            sel = np.concatenate([rowids[a:b] for a, b in zip(lo, hi)]) if len(idx) else np.zeros(0, np.int64)
+            for start in range(0, len(sel), 900):
+                chunk = [int(r) for r in sel[start : start + 900]]
+                qs = ",".join("?" * len(chunk))
+                out.append(self._frame(f"SELECT lidar_pc_token, {columns} FROM {table} WHERE rowid IN ({qs})", chunk))
+        if not out:
+            out.append(self._frame(f"SELECT lidar_pc_token, {columns} FROM {table} LIMIT 0"))
+        df = pd.concat(out, ignore_index=True)
+        pos = {t: k for k, t in enumerate(tokens)}
+        df["sweep"] = df["lidar_pc_token"].map(lambda b: pos[bytes(b)]).to_numpy(np.int64)
+        return df.drop(columns=["lidar_pc_token"])
+
+    def _rowid_map(self, table: str) -> tuple[np.ndarray, np.ndarray]:
+        """(sweep position [R] int64 sorted, rowid [R] int64) of every row of ``table``; one scan, cached."""
+        cache = self.__dict__.setdefault("_rowid_maps", {})
+        if table not in cache:
+            log.info("%s: %s has no index on lidar_pc_token; building a rowid map (one scan)", self._name, table)
+            cur = self.con.execute(
+                f"SELECT t.rowid, lp.timestamp FROM {table} t JOIN lidar_pc lp ON lp.token = t.lidar_pc_token"
+            )
+            parts = []
+            while True:
+                rows = cur.fetchmany(200_000)
+                if not rows:
+                    break
+                parts.append(np.asarray(rows, dtype=np.int64).reshape(-1, 2))
+            arr = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
+            sweep = np.searchsorted(self.timestamps_us, arr[:, 1])
+            keep = (sweep < self.num_sweeps) & (self.timestamps_us[np.minimum(sweep, self.num_sweeps - 1)] == arr[:, 1])
+            order = np.argsort(sweep[keep], kind="stable")
+            cache[table] = (sweep[keep][order], arr[keep, 0][order])
+        return cache[table]
+
+    def boxes(self, idx: np.ndarray) -> pd.DataFrame:
+        """Boxes at the sweeps ``idx`` ([W] int positions in the time index). Columns: sweep (0..W-1), track
+        (bytes), x, y (centre, m, global), yaw (rad), vx, vy (m/s, global), length, width, height (m)."""
+        df = self._rows_for_sweeps(
+            "lidar_box", "track_token AS track, x, y, yaw, vx, vy, length, width, height", idx
+        )
+        return df
+
+    def traffic_lights(self, idx: np.ndarray) -> pd.DataFrame:
+        """Traffic-light rows at the sweeps ``idx``: sweep, lane_connector_id (int), status code (0..3)."""
+        df = self._rows_for_sweeps("traffic_light_status", "lane_connector_id, status", idx)
+        df["status"] = df["status"].map(lambda s: TRAFFIC_LIGHT_CODES.get(str(s).lower(), 3)).astype(np.int8)
+        df = df[pd.to_numeric(df["lane_connector_id"], errors="coerce").notna()]
+        df["lane_connector_id"] = df["lane_connector_id"].astype(np.int64)
+        return df
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "NuPlanDB":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"NuPlanDB({self._name!r}, map={self.info.map_name!r}, sweeps={self.num_sweeps}, "
+                f"scenes={len(self.scenes)})")
