@@ -99,7 +99,7 @@ class MapData:
         map_id: dataset map name (nuPlan ``log.map_version``, AV2 ``<city>:<log map>``).
         lane_ids: ``[L]`` str, dataset lane ids (nuPlan ``fid`` as text, AV2 lane segment id).
         lanes: centrelines, Polylines ``[L, K, 2]``.
-        lane_left, lane_right: boundaries, Polylines ``[L, Kb, 2]``.
+        lane_left, lane_right: boundaries, Polylines ``[L, Kl, 2]`` and ``[L, Kr, 2]`` (padded separately).
         lane_is_connector: ``[L]`` bool.
         lane_roadblock_ids: ``[L]`` str, roadblock (lane group) or roadblock-connector id ('' if none).
         lane_speed_limit_mps: ``[L]`` float32, m/s; NaN = unknown.
