@@ -21,6 +21,7 @@ __all__ = [
     "MissingFileError",
     "WindowOutOfRangeError",
     "WorkspaceError",
+    "ScenarioNotFoundError",
 ]
 
 
@@ -86,3 +87,10 @@ class WindowOutOfRangeError(WorldEngineLabError, IndexError):
 
 class WorkspaceError(WorldEngineLabError):
     """The workspace store cannot be opened, migrated or written."""
+
+
+class ScenarioNotFoundError(WorkspaceError, KeyError):
+    """A scenario id is not in the workspace catalog (or not in the set it was looked up in)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -1,0 +1,210 @@
+"""The workspace database schema as an ordered list of migrations, and the code that applies them.
+
+The schema version lives in ``PRAGMA user_version``; ``schema_migrations`` records when each migration ran.
+Each migration runs in its own ``BEGIN IMMEDIATE`` transaction that also bumps ``user_version``, so a crash or a
+failing statement leaves the database at the previous version, and two processes opening a fresh workspace at
+once apply each migration exactly once.
+
+To change the schema, append one entry to :data:`MIGRATIONS` (never edit an applied one)::
+
+    Migration(2, "metrics: one row per scenario x planner x metric", '''
+        CREATE TABLE metrics (...);
+        CREATE INDEX metrics_scenario ON metrics(scenario_id);
+    '''),
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+
+from .._version import __version__
+from ..artifacts import code_version, utc_now_iso
+from ..errors import WorkspaceError
+from ._retry import is_busy_error
+
+__all__ = ["Migration", "MIGRATIONS", "SCHEMA_VERSION", "split_statements", "read_version", "check_version", "migrate"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step.
+
+    Attributes:
+        version: the ``user_version`` after this step; versions are 1, 2, 3, ... in order.
+        description: one line saying what the step adds, stored in ``schema_migrations``.
+        sql: statements separated by ``;`` (no BEGIN/COMMIT: the runner owns the transaction).
+    """
+
+    version: int
+    description: str
+    sql: str
+
+
+_V1_CATALOG = """
+CREATE TABLE imports (
+    import_id     TEXT PRIMARY KEY,            -- 'imp-<UTC yyyymmddThhmmss>-<8 hex>'
+    source        TEXT NOT NULL,               -- 'nuplan', 'av2', 'synthetic', ...
+    path          TEXT NOT NULL DEFAULT '',    -- what the user pointed the importer at
+    started_at    TEXT NOT NULL,               -- UTC ISO-8601
+    finished_at   TEXT NOT NULL,               -- UTC ISO-8601, when the import committed
+    num_scenarios INTEGER NOT NULL,
+    code_version  TEXT NOT NULL,
+    params_json   TEXT NOT NULL DEFAULT '{}',  -- importer parameters (window, filters, seed)
+    user          TEXT NOT NULL
+);
+
+CREATE TABLE scenarios (
+    scenario_id  TEXT PRIMARY KEY,
+    source       TEXT NOT NULL,
+    path         TEXT NOT NULL DEFAULT '',     -- the log file or folder
+    locator      TEXT NOT NULL DEFAULT '',     -- what the reader needs to re-read this window
+    log_id       TEXT NOT NULL DEFAULT '',
+    map_name     TEXT NOT NULL DEFAULT '',
+    location     TEXT NOT NULL DEFAULT '',
+    start_time_s REAL,                         -- s, dataset clock, first step of the window
+    duration_s   REAL,                         -- s, last step minus first step
+    num_steps    INTEGER,
+    t0           INTEGER,                      -- index of "now" in the window
+    num_agents   INTEGER,                      -- ego included
+    window_json  TEXT NOT NULL DEFAULT '{}',   -- history/future/dt used to cut the window
+    maps_root    TEXT,
+    meta_json    TEXT NOT NULL DEFAULT '{}',   -- other summary fields the importer supplied
+    import_id    TEXT REFERENCES imports(import_id) ON DELETE SET NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+-- Few indexes on purpose: source/location/map have few distinct values, and scanning the table is fast; each
+-- extra index slows bulk imports.
+CREATE INDEX scenarios_log ON scenarios(log_id, start_time_s);
+CREATE INDEX scenarios_import ON scenarios(import_id);
+
+CREATE TABLE scenario_tags (
+    scenario_id TEXT NOT NULL REFERENCES scenarios(scenario_id) ON DELETE CASCADE,
+    tag         TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    user        TEXT NOT NULL,
+    PRIMARY KEY (scenario_id, tag)
+) WITHOUT ROWID;
+CREATE INDEX scenario_tags_tag ON scenario_tags(tag);
+
+CREATE TABLE splits (
+    scenario_id TEXT PRIMARY KEY REFERENCES scenarios(scenario_id) ON DELETE CASCADE,
+    split       TEXT NOT NULL,                 -- 'pretrain', 'mine', 'test_common', 'test_rare', ...
+    created_at  TEXT NOT NULL,
+    user        TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX splits_split ON splits(split);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "scenario catalog: imports, scenarios, scenario_tags, splits", _V1_CATALOG),
+)
+"""Every schema step, oldest first."""
+
+SCHEMA_VERSION: int = MIGRATIONS[-1].version
+"""The schema version this code writes and reads."""
+
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version      INTEGER PRIMARY KEY,
+    applied_at   TEXT NOT NULL,
+    description  TEXT NOT NULL,
+    code_version TEXT NOT NULL
+)
+"""
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script into complete statements (``;`` inside strings, comments and triggers is respected).
+
+    Needed because ``executescript`` commits the open transaction first.
+
+    Examples:
+        >>> split_statements("CREATE TABLE a(x TEXT DEFAULT ';'); INSERT INTO a VALUES (1);")
+        ["CREATE TABLE a(x TEXT DEFAULT ';');", 'INSERT INTO a VALUES (1);']
+    """
+    out: list[str] = []
+    buf = ""
+    for piece in sql.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            stmt = buf.strip()
+            if _has_code(stmt):
+                out.append(stmt)
+            buf = ""
+    if _has_code(buf[:-1]):
+        raise WorkspaceError(f"Migration SQL ends with an incomplete statement: {buf[:-1].strip()[:200]!r}")
+    return out
+
+
+def _has_code(stmt: str) -> bool:
+    """True if ``stmt`` holds more than whitespace, ``--`` comments and semicolons."""
+    lines = [ln.split("--", 1)[0] for ln in stmt.splitlines()]
+    return bool("".join(lines).replace(";", "").strip())
+
+
+def read_version(conn: sqlite3.Connection) -> int:
+    """The database's ``PRAGMA user_version``."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def check_version(conn: sqlite3.Connection, where: str, known: int = SCHEMA_VERSION) -> int:
+    """Return the database version; raise WorkspaceError if it is newer than ``known`` (this code's)."""
+    found = read_version(conn)
+    if found > known:
+        raise WorkspaceError(
+            f"Workspace {where} has schema version {found}, but this worldengine_lab ({__version__}) knows "
+            f"versions up to {known}. A newer worldengine_lab wrote it: upgrade worldengine_lab "
+            f"(pip install -U worldengine_lab, or pull and reinstall the checkout), or open another workspace."
+        )
+    return found
+
+
+def migrate(conn: sqlite3.Connection, where: str, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Apply every migration newer than the database's version, each in its own immediate transaction.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``) with no open transaction. Returns the
+    versions applied by this call (empty if another process got there first). Raises WorkspaceError if the
+    database is newer than the code or a migration fails (the failing step is rolled back).
+    """
+    _check_sequence(migrations)
+    applied: list[int] = []
+    known = migrations[-1].version
+    if check_version(conn, where, known) >= known:
+        return applied
+    for m in migrations:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if check_version(conn, where, known) >= m.version:  # another process applied it meanwhile
+                conn.execute("ROLLBACK")
+                continue
+            conn.execute(_BOOKKEEPING)
+            for stmt in split_statements(m.sql):
+                conn.execute(stmt)
+            conn.execute(
+                "INSERT INTO schema_migrations(version, applied_at, description, code_version) VALUES (?, ?, ?, ?)",
+                (m.version, utc_now_iso(), m.description, code_version()),
+            )
+            conn.execute(f"PRAGMA user_version = {int(m.version)}")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error) and not is_busy_error(exc):
+                raise WorkspaceError(
+                    f"Workspace {where}: migration {m.version} ({m.description}) failed: {exc}. The database was "
+                    f"left at version {m.version - 1}; report this with the message above."
+                ) from exc
+            raise
+        applied.append(m.version)
+        logger.info("workspace %s: applied schema migration %d (%s)", where, m.version, m.description)
+    return applied
+
+
+def _check_sequence(migrations: tuple[Migration, ...]) -> None:
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise WorkspaceError(f"Schema migrations must be numbered 1, 2, 3, ... in order; received {versions}")
