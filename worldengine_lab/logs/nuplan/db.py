@@ -140,11 +140,14 @@ class NuPlanDB:
         return any(r[1] == col for r in self._sql(f'PRAGMA table_info("{table}")'))
 
     def _has_index(self, table: str, col: str) -> bool:
-        for row in self._sql(f'PRAGMA index_list("{table}")'):
-            info = self._sql(f'PRAGMA index_info("{row[1]}")')
-            if info and info[0][2] == col:
-                return True
-        return False
+        """True if an index of ``table`` starts with column ``col`` (cached per table/column)."""
+        cache = self.__dict__.setdefault("_index_cache", {})
+        if (table, col) not in cache:
+            cache[(table, col)] = any(
+                (info := self._sql(f'PRAGMA index_info("{row[1]}")')) and info[0][2] == col
+                for row in self._sql(f'PRAGMA index_list("{table}")')
+            )
+        return cache[(table, col)]
 
     # ------------------------------------------------------------------------------------------------ time
     def _read_time_index(self) -> None:
@@ -280,21 +283,23 @@ class NuPlanDB:
         return df
 
     # ------------------------------------------------------------------------------------------------ per window
-    def _rows_for_sweeps(self, table: str, columns: str, idx: np.ndarray) -> pd.DataFrame:
-        """Rows of ``table`` whose lidar_pc_token is one of the sweeps ``idx``; adds column ``sweep`` (0..W-1).
+    def _rows_for_sweeps(self, table: str, columns: tuple[str, ...], idx: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
+        """Rows of ``table`` whose lidar_pc_token is one of the sweeps ``idx`` ([W] positions in the time index).
 
-        Uses the table's index on lidar_pc_token when the file has one; otherwise a rowid map built once per
-        table by a single scan, so each window is still an indexed lookup.
+        Returns ``(sweep [R] int64 in 0..W-1, rows)`` where each row holds ``columns``. Uses the table's
+        index on lidar_pc_token when the file has one; otherwise a rowid map built once per table by a
+        single scan, so each window is still an indexed lookup.
         """
         idx = np.asarray(idx, np.int64)
-        tokens = [bytes(self.lidar_pc_tokens[i]) for i in idx]
-        out: list[pd.DataFrame] = []
+        cols = ", ".join(f"t.{c}" for c in columns)
+        rows: list[tuple] = []
         if self._has_index(table, "lidar_pc_token"):
+            tokens = [bytes(self.lidar_pc_tokens[i]) for i in idx]
             for start in range(0, len(tokens), 500):  # stay under SQLite's bound-variable limit
                 chunk = tokens[start : start + 500]
-                qs = ",".join("?" * len(chunk))
-                out.append(self._frame(
-                    f"SELECT lidar_pc_token, {columns} FROM {table} WHERE lidar_pc_token IN ({qs})", chunk))
+                rows += self._sql(
+                    f"SELECT lp.timestamp, {cols} FROM lidar_pc lp JOIN {table} t ON t.lidar_pc_token = lp.token "
+                    f"WHERE lp.token IN ({','.join('?' * len(chunk))})", chunk)
         else:
             sweeps, rowids = self._rowid_map(table)
             lo = np.searchsorted(sweeps, idx, side="left")
@@ -302,14 +307,14 @@ class NuPlanDB:
             sel = np.concatenate([rowids[a:b] for a, b in zip(lo, hi)]) if len(idx) else np.zeros(0, np.int64)
             for start in range(0, len(sel), 900):
                 chunk = [int(r) for r in sel[start : start + 900]]
-                qs = ",".join("?" * len(chunk))
-                out.append(self._frame(f"SELECT lidar_pc_token, {columns} FROM {table} WHERE rowid IN ({qs})", chunk))
-        if not out:
-            out.append(self._frame(f"SELECT lidar_pc_token, {columns} FROM {table} LIMIT 0"))
-        df = pd.concat(out, ignore_index=True)
-        pos = {t: k for k, t in enumerate(tokens)}
-        df["sweep"] = df["lidar_pc_token"].map(lambda b: pos[bytes(b)]).to_numpy(np.int64)
-        return df.drop(columns=["lidar_pc_token"])
+                rows += self._sql(
+                    f"SELECT lp.timestamp, {cols} FROM {table} t JOIN lidar_pc lp ON lp.token = t.lidar_pc_token "
+                    f"WHERE t.rowid IN ({','.join('?' * len(chunk))})", chunk)
+        ts = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        window_ts = self.timestamps_us[idx]
+        order = np.argsort(window_ts)
+        sweep = order[np.searchsorted(window_ts, ts, sorter=order)] if len(rows) else np.zeros(0, np.int64)
+        return sweep.astype(np.int64), [r[1:] for r in rows]
 
     def _rowid_map(self, table: str) -> tuple[np.ndarray, np.ndarray]:
         """(sweep position [R] int64 sorted, rowid [R] int64) of every row of ``table``; one scan, cached."""
@@ -332,21 +337,27 @@ class NuPlanDB:
             cache[table] = (sweep[keep][order], arr[keep, 0][order])
         return cache[table]
 
-    def boxes(self, idx: np.ndarray) -> pd.DataFrame:
-        """Boxes at the sweeps ``idx`` ([W] int positions in the time index). Columns: sweep (0..W-1), track
-        (bytes), x, y (centre, m, global), yaw (rad), vx, vy (m/s, global), length, width, height (m)."""
-        df = self._rows_for_sweeps(
-            "lidar_box", "track_token AS track, x, y, yaw, vx, vy, length, width, height", idx
-        )
-        return df
+    def boxes(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Boxes at the sweeps ``idx`` ([W] int positions in the time index), as arrays of R rows:
+        sweep [R] int64 (0..W-1), track [R] object (bytes token), xyyaw [R, 3] float64 (centre m global, rad),
+        vel [R, 2] float64 (m/s, global), lwh [R, 3] float64 (length, width, height, m)."""
+        sweep, rows = self._rows_for_sweeps(
+            "lidar_box", ("track_token", "x", "y", "yaw", "vx", "vy", "length", "width", "height"), idx)
+        track = np.empty(len(rows), object)
+        track[:] = [r[0] for r in rows]
+        num = np.array([r[1:] for r in rows], dtype=np.float64).reshape(-1, 8)
+        return {"sweep": sweep, "track": track, "xyyaw": num[:, 0:3], "vel": num[:, 3:5], "lwh": num[:, 5:8]}
 
-    def traffic_lights(self, idx: np.ndarray) -> pd.DataFrame:
-        """Traffic-light rows at the sweeps ``idx``: sweep, lane_connector_id (int), status code (0..3)."""
-        df = self._rows_for_sweeps("traffic_light_status", "lane_connector_id, status", idx)
-        df["status"] = df["status"].map(lambda s: TRAFFIC_LIGHT_CODES.get(str(s).lower(), 3)).astype(np.int8)
-        df = df[pd.to_numeric(df["lane_connector_id"], errors="coerce").notna()]
-        df["lane_connector_id"] = df["lane_connector_id"].astype(np.int64)
-        return df
+    def traffic_lights(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Traffic-light rows at the sweeps ``idx``: sweep [R] int64, lane_connector_id [R] int64,
+        status [R] int8 (0 green, 1 yellow, 2 red, 3 unknown). Rows with a non-integer connector id are dropped."""
+        sweep, rows = self._rows_for_sweeps("traffic_light_status", ("lane_connector_id", "status"), idx)
+        conn = pd.to_numeric(pd.Series([r[0] for r in rows], dtype=object), errors="coerce").to_numpy(np.float64)
+        text = np.array([str(r[1]).lower() for r in rows], dtype=object)
+        uniq, inv = np.unique(text, return_inverse=True) if len(text) else (np.zeros(0, object), np.zeros(0, np.int64))
+        status = np.array([TRAFFIC_LIGHT_CODES.get(u, 3) for u in uniq], np.int8)[inv] if len(text) else np.zeros(0, np.int8)
+        ok = np.isfinite(conn)
+        return {"sweep": sweep[ok], "lane_connector_id": conn[ok].astype(np.int64), "status": status[ok]}
 
     def close(self) -> None:
         self.con.close()

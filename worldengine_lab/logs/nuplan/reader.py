@@ -186,24 +186,23 @@ class NuPlanLog:
 
         # agents: scatter box rows into [T, N]
         boxes = db.boxes(idx)
-        boxes = boxes[boxes["track"].notna()]
-        codes, uniq = pd.factorize(boxes["track"].map(bytes))
+        has_track = np.array([t is not None for t in boxes["track"]], bool)
+        finite = has_track & np.isfinite(boxes["xyyaw"]).all(1) & np.isfinite(boxes["vel"]).all(1)
+        codes, uniq = pd.factorize(boxes["track"][finite])
+        uniq = [bytes(u) for u in uniq]
         n_ag = len(uniq)
-        sweep = boxes["sweep"].to_numpy(np.int64)
-        vals = boxes[["x", "y", "yaw", "vx", "vy"]].to_numpy(np.float64)
-        finite = np.isfinite(vals).all(1)
+        sweep = boxes["sweep"][finite]
         xy = np.zeros((n_t, n_ag, 2))
         ay = np.zeros((n_t, n_ag))
         av = np.zeros((n_t, n_ag, 2))
         valid = np.zeros((n_t, n_ag), bool)
-        sweep, codes, vals = sweep[finite], codes[finite], vals[finite]
-        xy[sweep, codes] = vals[:, :2]
-        ay[sweep, codes] = vals[:, 2]
-        av[sweep, codes] = vals[:, 3:5]
+        xy[sweep, codes] = boxes["xyyaw"][finite, :2]
+        ay[sweep, codes] = boxes["xyyaw"][finite, 2]
+        av[sweep, codes] = boxes["vel"][finite]
         valid[sweep, codes] = True
         size = np.zeros((n_ag, 3))
         if n_ag:
-            lwh = boxes[["length", "width", "height"]].to_numpy(np.float64)[finite]
+            lwh = np.nan_to_num(boxes["lwh"][finite], nan=0.0)
             size = pd.DataFrame(lwh).groupby(codes).median().reindex(range(n_ag)).fillna(0).to_numpy()
         cats = db.track_categories
         atype = np.array([_CATEGORY_TYPE.get(cats.get(u, "generic_object"), int(AgentType.GENERIC_OBJECT)) for u in uniq],
@@ -249,11 +248,13 @@ class NuPlanLog:
         status = np.full((n_t, len(md.signalized_lanes)), 3, np.int8)
         if len(md.signalized_lanes):
             tl = db.traffic_lights(idx)
-            col = pd.Series(np.arange(len(md.signalized_lanes)),
-                            index=m.lane_fids[kept[md.signalized_lanes]])
-            c = col.reindex(tl["lane_connector_id"].to_numpy()).to_numpy()
-            ok = np.isfinite(c)
-            status[tl["sweep"].to_numpy()[ok], c[ok].astype(np.int64)] = tl["status"].to_numpy()[ok]
+            fids = m.lane_fids[kept[md.signalized_lanes]]
+            order = np.argsort(fids)
+            pos = np.searchsorted(fids, tl["lane_connector_id"], sorter=order)
+            pos = np.minimum(pos, len(fids) - 1)
+            col = order[pos]
+            ok = fids[col] == tl["lane_connector_id"]
+            status[tl["sweep"][ok], col[ok]] = tl["status"][ok]
 
         tag_df = db.tags
         own_tags = tuple(sorted(set(tag_df.loc[tag_df["idx"] == i, "type"]))) if tags is None else tuple(tags)

@@ -1,0 +1,48 @@
+"""The command line: --help on every subcommand, errors as one clear line, bench prints one JSON object."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from worldengine_lab.cli import build_parser, main
+
+SUBCOMMANDS = [
+    [],
+    ["data"],
+    ["data", "synth"],
+    ["data", "import"],
+    ["data", "import", "nuplan"],
+    ["data", "import", "av2"],
+    ["data", "stats"],
+    ["demo"],
+    ["bench"],
+]
+
+
+@pytest.mark.parametrize("argv", SUBCOMMANDS, ids=lambda a: " ".join(a) or "root")
+def test_help_on_every_subcommand(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: worldengine-lab" in out
+
+
+def test_parser_lists_the_contract_commands() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {"data", "demo", "bench"} <= set(sub.choices)
+
+
+def test_library_error_is_one_line_with_exit_code_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["data", "import", "nuplan", str(tmp_path / "nowhere"), "--workspace", str(tmp_path / "ws")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nowhere" in err
+
+
+def test_console_script_runs() -> None:
+    out = subprocess.run([sys.executable, "-m", "worldengine_lab.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "worldengine_lab" in out.stdout

@@ -1,0 +1,81 @@
+"""Configuration of the embedded world generator."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ...errors import WorldEngineLabError
+from ..nuplan.schema import MAP_VERSIONS
+
+__all__ = ["SynthConfig", "SPLITS", "GENERATOR_VERSION"]
+
+GENERATOR_VERSION = "1"
+SPLITS = ("pretrain", "mine", "test_common", "test_rare")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """How the synthetic logs are made. Everything random is derived from ``(seed, log index)``."""
+
+    log_duration_s: float = 80.0
+    """Length of each log (lidar_pc time base, 20 Hz), s. Needs at least 5 scenes."""
+    scene_duration_s: float = 10.0
+    """Length of each scene (the devkit drops the first two and last two scenes of a log), s."""
+    burn_in_s: float = 10.0
+    """Traffic simulated before the log starts, so the first frame shows moving traffic, s."""
+    vehicles_per_km: float = 14.0
+    """Vehicle density per km of lane (capped by ``max_vehicles``)."""
+    max_vehicles: int = 56
+    """Upper bound on simulated vehicles per log, besides the ego."""
+    route_fraction: float = 0.35
+    """Share of vehicles spawned on the roadblocks of the ego's route (the rest on any lane)."""
+    spawn_radius_m: float = 700.0
+    """Vehicles are spawned on lanes within this distance of the ego's start, m."""
+    bicycle_fraction: float = 0.03
+    """Share of road users that are bicycles riding in the lane (urban maps only)."""
+    long_vehicle_fraction: float = 0.08
+    """Share of vehicles that are buses or trucks (length 8.5-10 m)."""
+    walkers_per_walkway: float = 0.6
+    """Expected pedestrians walking along each walkway."""
+    crossers_per_intersection: int = 2
+    """Pedestrians crossing on the walk phase at each intersection that has one."""
+    static_objects: tuple[int, int] = (2, 6)
+    """Inclusive range of static objects (cones, barriers, signs) placed off the lanes per log."""
+    box_range_m: float = 80.0
+    """A box is written for an object only while its centre is this close to the ego's box centre, m."""
+    traffic_light_range_m: float = 80.0
+    """Signal status rows are written for intersections whose centre is this close to the ego, m."""
+    tag_interval_s: float = 1.0
+    """Minimum time between two scenario tags of the same type, s."""
+    split_fractions: tuple[tuple[str, float], ...] = (
+        ("pretrain", 0.50), ("mine", 0.25), ("test_common", 0.15), ("test_rare", 0.10),
+    )
+    """Split name and share of logs; each log draws its split from ``(seed, index)``."""
+    maps: tuple[str, ...] = tuple(MAP_VERSIONS)
+    """Maps that logs are recorded on (all maps are always written)."""
+
+    def validate(self) -> "SynthConfig":
+        """Raise ``WorldEngineLabError`` naming the bad field; return self."""
+        if self.scene_duration_s <= 0 or self.log_duration_s < 5 * self.scene_duration_s:
+            raise WorldEngineLabError(
+                f"SynthConfig: log_duration_s must hold at least 5 scenes of {self.scene_duration_s} s, "
+                f"received {self.log_duration_s}; raise log_duration_s or lower scene_duration_s")
+        names = [n for n, _ in self.split_fractions]
+        if any(n not in SPLITS for n in names) or abs(sum(f for _, f in self.split_fractions) - 1.0) > 1e-6:
+            raise WorldEngineLabError(
+                f"SynthConfig.split_fractions: expected shares of {SPLITS} summing to 1, received "
+                f"{self.split_fractions}")
+        unknown = [m for m in self.maps if m not in MAP_VERSIONS]
+        if unknown or not self.maps:
+            raise WorldEngineLabError(
+                f"SynthConfig.maps: expected names from {tuple(MAP_VERSIONS)}, received {self.maps}")
+        if self.burn_in_s < 0 or self.max_vehicles < 0 or self.box_range_m <= 0:
+            raise WorldEngineLabError("SynthConfig: burn_in_s, max_vehicles must be >= 0 and box_range_m > 0")
+        return self
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (for the manifest)."""
+        d = asdict(self)
+        d["split_fractions"] = [list(x) for x in self.split_fractions]
+        d["static_objects"] = list(self.static_objects)
+        d["maps"] = list(self.maps)
+        return d
