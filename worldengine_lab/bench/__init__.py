@@ -15,6 +15,8 @@ __all__ = ["BENCHMARKS", "run_benchmark", "peak_rss_mb", "machine_facts"]
 # name -> "module:function"; modules import lazily so `bench --help` stays fast
 BENCHMARKS: dict[str, str] = {
     "data": "worldengine_lab.bench.data:bench_data",
+    "sim": "worldengine_lab.bench.sim:bench_sim_cli",
+    "score": "worldengine_lab.bench.score:bench_score",
 }
 
 

@@ -1,6 +1,7 @@
 """Frozen, numpy-only types that cross package boundaries. Each validates itself at construction."""
 from .agents import EGO_INDEX, AgentTracks, AgentType
 from .map import MapData, Polylines, StopLineType
+from .rollout import EGO_STATE_FIELDS, Rollout
 from .scenario import Provenance, Route, Scenario, TrafficLights, TrafficLightStatus
 
 __all__ = [
@@ -11,6 +12,8 @@ __all__ = [
     "Polylines",
     "StopLineType",
     "Provenance",
+    "Rollout",
+    "EGO_STATE_FIELDS",
     "Route",
     "Scenario",
     "TrafficLights",
