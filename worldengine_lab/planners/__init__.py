@@ -1,6 +1,7 @@
-"""Planners: the batched :class:`Planner` protocol, its :class:`Observation`, and baseline planners."""
+"""Planners: the batched :class:`Planner` protocol, its :class:`Observation`, baseline planners and the PDM-Closed expert."""
 from .base import PLAN_DT_S, PLAN_NUM_POSES, Observation, Planner, ResettablePlanner
 from .baselines import ConstantVelocityPlanner, LogReplayPlanner
+from .pdm_closed import PDMClosedConfig, PDMClosedPlanner
 
 __all__ = [
     "Observation",
@@ -10,4 +11,6 @@ __all__ = [
     "PLAN_DT_S",
     "ConstantVelocityPlanner",
     "LogReplayPlanner",
+    "PDMClosedConfig",
+    "PDMClosedPlanner",
 ]
