@@ -46,3 +46,18 @@ def test_library_error_is_one_line_with_exit_code_2(tmp_path, capsys: pytest.Cap
 def test_console_script_runs() -> None:
     out = subprocess.run([sys.executable, "-m", "worldengine_lab.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "worldengine_lab" in out.stdout
+
+
+@pytest.mark.parametrize("name,keys", [
+    ("score", {"candidates_per_s", "tracker_candidates_per_s", "scoring_candidates_per_s"}),
+    ("sim", {"agent_steps_per_s", "episodes_per_s", "batch", "agents_per_scenario"}),
+])
+def test_bench_prints_exactly_one_json_object(name: str, keys: set[str]) -> None:
+    """Each benchmark runs in a fresh interpreter (this also guards against import cycles between packages)."""
+    import json
+
+    out = subprocess.run([sys.executable, "-m", "worldengine_lab.cli", "bench", name, "--quick", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert keys | {"peak_rss_mb", "cpu_count", "torch_num_threads"} <= set(result)
