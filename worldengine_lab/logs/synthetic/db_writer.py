@@ -112,15 +112,16 @@ def _chain(tokens: list[bytes], seg: np.ndarray) -> tuple[list, list]:
     return prev, nxt
 
 
-def write_log(path: Path, c: LogContent) -> None:
-    """Write ``c`` as the nuPlan SQLite file ``path`` (must not exist)."""
+def write_log(path: Path, c: LogContent) -> list[tuple[bytes, bytes | None]]:
+    """Write ``c`` as the nuPlan SQLite file ``path`` (must not exist). Returns, for every scenario tag in
+    ``c``'s order, its (lidar_pc token, agent track token or None)."""
     con = sqlite3.connect(str(path), isolation_level=None)
     try:
         con.execute("PRAGMA journal_mode=DELETE")
         con.execute("BEGIN")
         for table, cols in DB_TABLES.items():
             con.execute(f'CREATE TABLE "{table}" ({", ".join(f"{n} {t}" for n, t in cols)})')
-        _write_rows(con, c)
+        tag_refs = _write_rows(con, c)
         for table, col in _INDEXES:
             con.execute(f'CREATE INDEX "idx_{table}_{col}" ON "{table}" ({col})')
         con.execute("COMMIT")
@@ -128,9 +129,10 @@ def write_log(path: Path, c: LogContent) -> None:
         con.close()
         raise
     con.close()
+    return tag_refs
 
 
-def _write_rows(con: sqlite3.Connection, c: LogContent) -> None:
+def _write_rows(con: sqlite3.Connection, c: LogContent) -> list[tuple[bytes, bytes | None]]:
     tok = TokenStream(c.log_name)
     t_count = len(c.timestamps_us)
     log_token = tok.take(1)[0]
@@ -196,6 +198,7 @@ def _write_rows(con: sqlite3.Connection, c: LogContent) -> None:
         r = run_at[fr, a] if a >= 0 else -1
         tag_rows.append((tt, pc_tokens[fr], ty, track_tokens[r] if r >= 0 else None))
     _insert(con, "scenario_tag", tag_rows)
+    tag_refs = [(row[1], row[3]) for row in tag_rows]
 
     # signal status per lidar_pc and lane connector
     fr_idx, m_idx = np.nonzero(c.light_status >= 0)
@@ -204,3 +207,4 @@ def _write_rows(con: sqlite3.Connection, c: LogContent) -> None:
     _insert(con, "traffic_light_status", [
         (t, pc_tokens[f], int(c.light_fids[m]), STATUS_NAMES[s])
         for t, f, m, s in zip(tl_tokens, fr_idx.tolist(), m_idx.tolist(), status.tolist())])
+    return tag_refs

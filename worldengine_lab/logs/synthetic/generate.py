@@ -5,7 +5,8 @@ Layout of ``out_dir``::
     maps/nuplan-maps-v1.0.json
     maps/<map_name>/<version>/map.gpkg                       one per map of schema.MAP_VERSIONS
     nuplan-v1.1/splits/<split>/<log_name>.db                 split in pretrain, mine, test_common, test_rare
-    manifest.json                                            logs, their map, split, seed, generator version
+    manifest.json                                            logs, their map, split, seed, generator version,
+                                                             injected rare events per log, event tag names
 
 Everything is generated into a hidden temporary folder inside ``out_dir`` and renamed into place at the end
 (``manifest.json`` last), so a failed run leaves ``out_dir`` as it was. Each log depends only on
@@ -32,6 +33,7 @@ from ..nuplan.schema import MAP_EPSG, MAP_VERSIONS
 from .config import GENERATOR_VERSION, SynthConfig
 from .db_writer import write_log
 from .episode import LogSpec, MapAssets, make_log
+from .events import RARE_EVENT_TAGS, InjectedEvent
 from .layouts import MAP_ORIGINS, layout_for
 from .maps import map_gpkg_path, write_map, write_maps_index
 from .network_builder import build_network
@@ -175,14 +177,15 @@ def _generate(root: Path, seed: int, num_logs: int, cfg: SynthConfig, progress: 
 
     entries = []
     for spec in tqdm(log_specs(seed, num_logs, cfg), desc="synthetic logs", disable=not progress, file=sys.stderr):
-        content, stats = make_log(spec, assets[spec.map_name], cfg, seed)
+        content, stats, events = make_log(spec, assets[spec.map_name], cfg, seed)
         path = root / DATA_DIR / "splits" / spec.split / f"{spec.log_name}.db"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_log(path, content)
+        tag_refs = write_log(path, content)
         entries.append({"index": spec.index, "log_id": spec.log_name, "log_name": spec.log_name,
                         "map_name": spec.map_name,
                         "split": spec.split, "seed": seed, "path": path.relative_to(root).as_posix(),
-                        "duration_s": cfg.log_duration_s, "rare_events": [], **stats})
+                        "duration_s": cfg.log_duration_s,
+                        "rare_events": _event_entries(events, content.tag_frame, content.tag_type, tag_refs), **stats})
         log.debug("log %d/%d %s (%s, %s)", spec.index + 1, num_logs, spec.log_name, spec.map_name, spec.split)
     (root / DATA_DIR / "splits").mkdir(parents=True, exist_ok=True)
     manifest = {
@@ -190,7 +193,23 @@ def _generate(root: Path, seed: int, num_logs: int, cfg: SynthConfig, progress: 
         "package_version": __version__, "seed": seed, "num_logs": num_logs, "config": cfg.to_dict(),
         "maps": maps_entry,
         "splits": {name: sum(e["split"] == name for e in entries) for name, _ in cfg.split_fractions},
+        "event_tags": list(RARE_EVENT_TAGS),
         "logs": entries,
     }
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _event_entries(events: list[InjectedEvent], tag_frame: np.ndarray, tag_type: tuple[str, ...],
+                   tag_refs: list[tuple[bytes, bytes | None]]) -> list[dict]:
+    """Manifest entries of a log's rare events: type, start time (s), begin frame, lidar_pc token and hazard
+    track token (hex, from the event's first tag row) and parameters."""
+    out = []
+    for ev in events:
+        row = next(i for i, (f, t) in enumerate(zip(tag_frame.tolist(), tag_type)) if f == ev.frame and t == ev.tag)
+        pc, track = tag_refs[row]
+        d = ev.to_dict(0.05)
+        d["lidar_pc_token"] = pc.hex()
+        d["track_token"] = track.hex() if track is not None else None
+        out.append(d)
+    return out

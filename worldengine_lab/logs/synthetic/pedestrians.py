@@ -46,11 +46,12 @@ class StaticObjects:
     category: np.ndarray  # [K] int64 index into schema.CATEGORY_NAMES
 
 
-def _loops(net: RoadNetwork) -> list[np.ndarray]:
-    """Closed walking loops ``[K, 2]``: out on the left of each walkway line and back on its right."""
+def _loops(net: RoadNetwork, exclude: frozenset[int] = frozenset()) -> list[np.ndarray]:
+    """Closed walking loops ``[K, 2]``: out on the left of each walkway line and back on its right
+    (walkways whose index is in ``exclude`` get none)."""
     out = []
-    for w in net.walkways:
-        if len(w.path) < 2:  # corner pads have no walking line
+    for k, w in enumerate(net.walkways):
+        if len(w.path) < 2 or k in exclude:  # corner pads have no walking line
             continue
         there, back = geo.offset(w.path, 0.6), geo.offset(w.path, -0.6)[::-1]
         out.append(geo.resample(np.concatenate([there, back, there[:1]]), 0.5))
@@ -58,9 +59,10 @@ def _loops(net: RoadNetwork) -> list[np.ndarray]:
 
 
 def simulate_pedestrians(net: RoadNetwork, plan: SignalPlan, cfg: SynthConfig, rng: np.random.Generator,
-                         times_s: np.ndarray) -> Pedestrians:
-    """Walkers on walkways and crossers on walk intervals at ``times_s [T]`` (s)."""
-    loops = _loops(net)
+                         times_s: np.ndarray, exclude_walkways: frozenset[int] = frozenset()) -> Pedestrians:
+    """Walkers on walkways and crossers on walk intervals at ``times_s [T]`` (s). Walkways listed in
+    ``exclude_walkways`` (indices into ``net.walkways``, e.g. where cars are parked) have no walkers."""
+    loops = _loops(net, exclude_walkways)
     n_walk = int(rng.poisson(cfg.walkers_per_walkway * len(loops))) if loops else 0
     which = rng.integers(0, len(loops), n_walk) if n_walk else np.zeros(0, np.int64)
     # walkers: one table of all loops, addressed by global arc length

@@ -2,6 +2,7 @@
 
 Each rule is a boolean condition per frame (plus, where relevant, the interacting object); a type fires at
 most once per ``min_interval`` frames. Thresholds follow the spirit of the nuPlan scenario miners (spec §1.5).
+Injected rare events add their own tags (``rare_event_tags``, types ``events.RARE_EVENT_TAGS``).
 """
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..nuplan.schema import SCENARIO_TYPES
+from .events import InjectedEvent, event_tag_frames
 from .lane_graph import LaneGraph
 from .road_network import TURN_LEFT, TURN_RIGHT, TURN_STRAIGHT
 from .signals import GREEN
 
-__all__ = ["TagInputs", "derive_tags"]
+__all__ = ["TagInputs", "derive_tags", "rare_event_tags"]
 
 _VEHICLE, _PEDESTRIAN, _BICYCLE, _CZONE = 0, 1, 2, 5  # schema.CATEGORY_NAMES indices
 
@@ -163,6 +165,24 @@ def derive_tags(x: TagInputs, g: LaneGraph, drive_on_left: bool, min_interval: i
         frames.append(f)
         types += [name] * len(f)
         agents.append(obj[f])
+    fr = np.concatenate(frames).astype(np.int64)
+    ag = np.concatenate(agents).astype(np.int64)
+    order = np.lexsort((np.array(types, dtype=object).astype(str), fr)) if len(fr) else np.zeros(0, np.int64)
+    return fr[order], tuple(types[i] for i in order), ag[order]
+
+
+def rare_event_tags(tags: tuple[np.ndarray, tuple[str, ...], np.ndarray], events: list[InjectedEvent],
+                    valid: np.ndarray, frame_s: float) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """``tags`` (as from ``derive_tags``) plus one row per rare event at its begin frame and every 0.5 s for
+    the next 2 s (``events.event_tag_frames``) where the hazard agent's box is written (``valid [T, A]``);
+    the agent is the interacting object. Sorted by frame, then type."""
+    frames, types, agents = [tags[0]], list(tags[1]), [tags[2]]
+    for ev in events:
+        f = event_tag_frames(ev.frame, valid.shape[0], frame_s)
+        f = f[(f == ev.frame) | valid[f, ev.agent]]
+        frames.append(f)
+        types += [ev.tag] * len(f)
+        agents.append(np.full(len(f), ev.agent, np.int64))
     fr = np.concatenate(frames).astype(np.int64)
     ag = np.concatenate(agents).astype(np.int64)
     order = np.lexsort((np.array(types, dtype=object).astype(str), fr)) if len(fr) else np.zeros(0, np.int64)
