@@ -102,6 +102,12 @@ def _print_stats(stats: dict, as_json: bool) -> None:
         print(json.dumps(stats, indent=2, sort_keys=True, default=str))
         return
     print(f"scenarios: {stats.get('num_scenarios', 0)}   total duration: {stats.get('total_duration_s', 0.0):.1f} s")
+    total = max(int(stats.get("num_scenarios", 0)), 1)
+    rare = {k: v for k, v in (stats.get("by_tag") or {}).items() if k.startswith("rare_")}
+    if rare:
+        print("\nrare events (tag at the window's 'now', share of windows):")
+        for name, count in sorted(rare.items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"  {name:<58} {count:>7}  {100.0 * count / total:5.2f} %")
     for key in ("by_source", "by_map", "by_location", "by_split", "by_tag"):
         counts = stats.get(key) or {}
         if not counts:
@@ -123,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:

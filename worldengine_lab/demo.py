@@ -21,15 +21,18 @@ log = logging.getLogger(__name__)
 
 
 def embedded_world(workspace: Workspace, seed: int = 0, num_logs: int | None = None) -> Any:
-    """Generate (or reuse) the embedded world under ``<workspace>/datasets/embedded-seed<seed>-<n>logs``."""
-    from .logs.synthetic import DEFAULT_NUM_LOGS, load_result, synthesize
+    """Generate (or reuse, when its manifest has the same seed and generator version) the embedded world under
+    ``<workspace>/datasets/embedded-seed<seed>-<n>logs-v<generator version>``."""
+    from .logs.synthetic import DEFAULT_NUM_LOGS, GENERATOR_VERSION, load_result, synthesize
 
     n = num_logs or DEFAULT_NUM_LOGS
-    out = workspace.root / "datasets" / f"embedded-seed{seed}-{n}logs"
+    out = workspace.root / "datasets" / f"embedded-seed{seed}-{n}logs-v{GENERATOR_VERSION}"
     if (out / "manifest.json").is_file():
-        log.info("reusing the embedded world at %s", out)
-        return load_result(out)
-    return synthesize(out, seed=seed, num_logs=n)
+        manifest = json.loads((out / "manifest.json").read_text())
+        if str(manifest.get("generator_version")) == str(GENERATOR_VERSION) and manifest.get("seed") == seed:
+            log.info("reusing the embedded world at %s", out)
+            return load_result(out)
+    return synthesize(out, seed=seed, num_logs=n, overwrite=True)
 
 
 def run_demo(workspace: str | Path | None = None, seed: int = 0, num_logs: int | None = None,
