@@ -30,7 +30,12 @@ _STATIC_CODES = tuple(int(t) for t in AgentType if t.is_static)
 
 def _as_tensor(name: str, value: object, dtype: torch.dtype) -> torch.Tensor:
     try:
-        return torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value, dtype=dtype)
+        if isinstance(value, torch.Tensor):
+            return value.to(dtype)
+        arr = np.asarray(value)
+        if not arr.flags.writeable:  # frozen seam arrays: copy rather than alias read-only memory
+            arr = arr.copy()
+        return torch.as_tensor(arr, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise ShapeError(f"ObjectTracks.{name}: expected an array convertible to {dtype}, received "
                          f"{type(value).__name__} ({exc})") from exc
