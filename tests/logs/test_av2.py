@@ -30,17 +30,9 @@ from worldengine_lab.errors import (
 )
 from worldengine_lab.logs import av2
 
-DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "av2").resolve()
+from _av2_data import ANNOTATIONS, DATA, LOG_A, LOG_B, LOG_NO_POSES, POSES, requires_av2  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"AV2 fixture data not found at {DATA} (the 'shared' folder beside the repo root)"
-)
-
-LOG_A = "7fab2350-7eaf-3b7e-a39d-6937a4c1bede"
-LOG_B = "adcf7d18-0510-35b0-a2fa-b4cea13a6d76"
-LOG_NO_POSES = "b87683ae-14c5-321f-8af3-623e7bafc3a7"
-POSES = "city_SE3_egovehicle.feather"
-ANNOTATIONS = "annotations.feather"
+pytestmark = requires_av2
 
 # README inventory: tracks per log
 NUM_TRACKS = {LOG_A: 114, LOG_B: 146}

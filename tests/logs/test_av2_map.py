@@ -15,17 +15,9 @@ from worldengine_lab.datatypes import AgentType
 from worldengine_lab.errors import CorruptFileError, DataFormatError, MissingColumnError, MissingFileError
 from worldengine_lab.logs import av2
 
-DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "av2").resolve()
+from _av2_data import DATA, FORECAST, LOG_A, LOG_B, LOG_NO_POSES, POSES, requires_av2  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"AV2 fixture data not found at {DATA} (the 'shared' folder beside the repo root)"
-)
-
-LOG_A = "7fab2350-7eaf-3b7e-a39d-6937a4c1bede"
-LOG_B = "adcf7d18-0510-35b0-a2fa-b4cea13a6d76"
-LOG_NO_POSES = "b87683ae-14c5-321f-8af3-623e7bafc3a7"
-FORECAST = "forecasting/0a1e6f0a-1817-4a98-b02e-db8c9327d151"
-POSES = "city_SE3_egovehicle.feather"
+pytestmark = requires_av2
 
 # README inventory: lane segments, pedestrian crossings, drivable areas, lanes in intersections
 INVENTORY = {LOG_A: (183, 11, 13, 73), LOG_B: (199, 11, 8, 61)}
