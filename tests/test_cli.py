@@ -17,6 +17,9 @@ SUBCOMMANDS = [
     ["data", "import", "av2"],
     ["data", "stats"],
     ["demo"],
+    ["train"],
+    ["train", "pretrain"],
+    ["mine"],
     ["bench"],
 ]
 
@@ -61,3 +64,9 @@ def test_bench_prints_exactly_one_json_object(name: str, keys: set[str]) -> None
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
     assert keys | {"peak_rss_mb", "cpu_count", "torch_num_threads"} <= set(result)
+
+
+def test_train_pretrain_on_an_empty_split_is_one_clear_line(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "pretrain", "--split", "nothing", "--workspace", str(tmp_path / "ws")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "nothing" in err and "worldengine-lab demo" in err

@@ -81,6 +81,53 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--logs", type=int, default=None, help="number of logs (default: the demo dataset size)")
     _add_workspace(demo)
 
+    # train -----------------------------------------------------------------------------------------------
+    train = sub.add_parser("train", help="train the learned planner",
+                           description="Imitation pre-training (and, later, RL post-training) of the learned planner.")
+    tsub = train.add_subparsers(dest="train_command", metavar="STAGE", required=True)
+    pre = tsub.add_parser(
+        "pretrain", help="imitation pre-training on a split",
+        description="Build states (features, expert futures, PDM-teacher sub-scores of every vocabulary candidate), "
+                    "fit the trajectory vocabulary and train the scorer; resumes from the run folder's last.pt.",
+        epilog="example: worldengine-lab train pretrain --split pretrain --out workspace/runs/base")
+    pre.add_argument("--split", default="pretrain", help="catalog split to learn from (default pretrain)")
+    pre.add_argument("--out", type=Path, default=None,
+                     help="run folder (default <workspace>/runs/pretrain-<split>-seed<seed>); re-running resumes")
+    pre.add_argument("--vocab-size", type=int, default=256, help="trajectory vocabulary size (default 256)")
+    pre.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    pre.add_argument("--batch-size", type=int, default=64, help="states per step (default 64)")
+    pre.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    pre.add_argument("--data-fraction", type=float, default=1.0, help="share of the split used, seeded (default 1)")
+    pre.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this time")
+    pre.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    _add_workspace(pre)
+
+    # mine ------------------------------------------------------------------------------------------------
+    mine = sub.add_parser(
+        "mine", help="evaluate a planner on a split and mine, cluster and rank its failures",
+        description="Evaluate a planner open loop and/or closed loop on a workspace split, store the runs, "
+                    "classify failures by the rare-case rules, cluster overlapping windows into ranked cases "
+                    "and print a report (success rate, PDMS, failures per rule/type, top cases, rare tags).",
+        epilog="example: worldengine-lab mine --planner expert --split test_common")
+    mine.add_argument("--planner", required=True, metavar="SPEC",
+                      help="expert | pdm_closed | constant_velocity | log_replay | path/to/checkpoint.pt")
+    mine.add_argument("--split", required=True, help="catalog split to evaluate (e.g. mine, test_common, test_rare)")
+    mine.add_argument("--modes", nargs="+", choices=["open_loop", "closed_loop"], default=["open_loop", "closed_loop"],
+                      help="evaluation modes, in order (default: both)")
+    mine.add_argument("--agents", choices=["log_replay", "reactive"], default="log_replay",
+                      help="closed-loop agents: replay the log (NR, default) or IDM-reactive (R)")
+    mine.add_argument("--tracking", choices=["perfect", "lqr"], default="perfect",
+                      help="closed-loop plan execution: ego placed on its plan (default) or LQR tracker; the "
+                           "expert scores its proposals the same way")
+    mine.add_argument("--batch-size", type=int, default=32, help="scenarios simulated together (default 32)")
+    mine.add_argument("--percentile", type=float, default=1.0,
+                      help="low-progress rule percentile p in [0, 100] (default 1)")
+    mine.add_argument("--limit", type=int, default=None, metavar="N",
+                      help="only the first N scenarios of the split (quick looks)")
+    mine.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
+    mine.add_argument("--json", action="store_true", help="print JSON (summaries, counts, top cases) instead")
+    _add_workspace(mine)
+
     # bench -----------------------------------------------------------------------------------------------
     from .bench import BENCHMARKS
 
@@ -136,6 +183,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _mine(args: argparse.Namespace) -> int:
+    """``worldengine-lab mine``: load_planner + mining.pipeline.mine; the report (or JSON) on stdout."""
+    from dataclasses import replace
+
+    from .artifacts import resolve_workspace
+    from .mining.evaluate import WE_CLOSED_LOOP, EvalConfig
+    from .mining.pipeline import mine
+    from .planners.registry import load_planner
+    from .store import Workspace
+
+    if args.batch_size < 1:
+        raise WorldEngineLabError(f"mine --batch-size: expected an integer >= 1, received {args.batch_size}")
+    if args.limit is not None and args.limit < 1:
+        raise WorldEngineLabError(f"mine --limit: expected an integer >= 1, received {args.limit}")
+    if not 0.0 <= args.percentile <= 100.0:
+        raise WorldEngineLabError(f"mine --percentile: expected a number in [0, 100], received {args.percentile}")
+
+    ws = Workspace.open(resolve_workspace(args.workspace))
+    planner = load_planner(args.planner, tracking=args.tracking)
+    config = EvalConfig(sim=replace(WE_CLOSED_LOOP, agents=args.agents, tracking=args.tracking),
+                        batch_size=args.batch_size, seed=args.seed)
+    scenarios = ws.scenarios(split=args.split)
+    if args.limit is not None:
+        scenarios = scenarios.head(args.limit)
+    result = mine(ws, planner, scenarios=scenarios, split=args.split, modes=args.modes, config=config,
+                  percentile=args.percentile, progress=True)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        print(result.report())
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    """``worldengine-lab train pretrain``: training.imitation.pretrain on a workspace split."""
+    from .artifacts import resolve_workspace
+    from .store import Workspace
+    from .training.imitation import ImitationConfig, pretrain
+
+    ws = Workspace.open(resolve_workspace(args.workspace))
+    scenarios = ws.scenarios(split=args.split)
+    if len(scenarios) == 0:
+        raise WorldEngineLabError(f"train pretrain --split {args.split!r}: no scenarios in that split of {ws.root}; "
+                                  "run `worldengine-lab demo` or import data and assign splits first")
+    config = ImitationConfig(vocab_size=args.vocab_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                             data_fraction=args.data_fraction, max_minutes=args.max_minutes, seed=args.seed)
+    out = args.out or Path(ws.root) / "runs" / f"pretrain-{args.split}-seed{args.seed}"
+    path = pretrain(scenarios, out, config, progress=True)
+    print(f"checkpoint: {path}")
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     import os
 
@@ -178,6 +277,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         run_demo(workspace=args.workspace, seed=args.seed, num_logs=args.logs)
         return 0
+    if args.command == "mine":
+        return _mine(args)
+    if args.command == "train":
+        return _train(args)
     if args.command == "bench":
         from .bench import run_benchmark
 

@@ -257,3 +257,11 @@ def test_non_finite_state_mid_episode_raises():
     huge[0, :, 0] = 1e308  # finite plan, but its finite-difference velocity overflows
     with pytest.raises(WorldEngineLabError, match="non-finite ego"):
         rollout(make_scenario(), FixedPlanner(plan=huge), SimConfig(tracking="perfect"))
+
+
+def test_reactive_mode_with_no_dynamic_agent_runs():
+    """A batch whose agents are all parked has nothing for IDM to drive; reactive mode must still run."""
+    parked = make_scenario(num_agents=2, speed_mps=0.0, gap_m=25.0)
+    ro = rollout([parked], ConstantVelocityPlanner(), SimConfig(num_steps=10, agents="reactive"))[0]
+    assert not ro.info["sim/agent_is_reactive"][:, 1:].any()
+    assert np.isfinite(ro.ego_states).all()

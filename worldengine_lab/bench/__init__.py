@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, str] = {
     "data": "worldengine_lab.bench.data:bench_data",
     "sim": "worldengine_lab.bench.sim:bench_sim_cli",
     "score": "worldengine_lab.bench.score:bench_score",
+    "mine": "worldengine_lab.bench.mine:bench_mine",
 }
 
 

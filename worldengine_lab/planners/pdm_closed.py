@@ -6,15 +6,17 @@ at 0.1 s. The leader on each path is the nearest agent ahead whose box overlaps 
 constant-velocity forecast, or a red on-route signalised connector (a stopped obstacle at its entry). Each
 proposal is simulated with the LQR tracker + kinematic bicycle from the actual ego state and scored with the
 PDM scorer against the constant-velocity forecast of the agents (EP normalised over the proposals); the best
-score wins (ties: more progress).
+score wins (ties: more progress). The planner returns the winning proposal's path poses (what a controller
+should track), not its tracked simulation, as PDM-Closed does.
 
 Batching: paths, IDM profiles, tracking and scoring are vectorised over the proposals of a scenario; the
 scenarios of a batch are visited one after another because each has its own map (the scorer works per scene).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +27,7 @@ from ..metrics.pdm import ScorerConfig, score_proposals
 from ..metrics.scoring_map import ScoringMap
 from ..sim.idm import PDMIDMParams, pdm_idm_profile
 from ..sim.state import EGO_REAR_TO_CENTER_M, EGO_REAR_TO_FRONT_M, EGO_WIDTH_M, VX, X, Y, YAW, wrap_angle
+from ..sim.poses import states_from_poses
 from ..sim.tracker import simulate
 from .base import PLAN_NUM_POSES, Observation
 
@@ -43,6 +46,11 @@ class PDMClosedConfig:
         corridor_margin_m: an agent is on a path if its lateral distance is below half the ego width plus half
             its own width plus this margin, m.
         scorer: scorer variant; EP is normalised over the batch of proposals (``reference="batch"``).
+        tracking: how proposals are rolled out for scoring: ``"lqr"`` (NAVSIM's PDM-Closed: the LQR tracker +
+            kinematic bicycle from the actual ego state) or ``"perfect"`` (the ego placed on the proposal, as
+            World Engine's closed loop executes plans; use it when the simulator tracks perfectly).
+        recenter_m: the scoring raster is rebuilt around the point 2 s ahead of the ego (at most 40 m) once
+            that point is this far from the raster's centre, m (off-raster points take the slow exact path).
     """
 
     speed_fractions: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
@@ -51,6 +59,8 @@ class PDMClosedConfig:
     idm: PDMIDMParams = field(default_factory=PDMIDMParams)
     corridor_margin_m: float = 0.3
     scorer: ScorerConfig = field(default_factory=lambda: ScorerConfig(reference="batch"))
+    tracking: Literal["lqr", "perfect"] = "lqr"
+    recenter_m: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,11 @@ class PDMClosedPlanner:
     def reset(self, scenarios: Sequence[Scenario], seed: int = 0) -> None:
         """Precompute each scenario's route centreline, speed limit and scoring map."""
         self._routes = {s.scenario_id: self._route_of(s) for s in scenarios}
+
+    def scoring_map(self, scenario_id: str) -> ScoringMap | None:
+        """The scoring map built at :meth:`reset` for ``scenario_id`` (None if that scenario was not reset)."""
+        route = self._routes.get(scenario_id)
+        return route.scoring_map if route is not None else None
 
     def _route_of(self, s: Scenario) -> _Route:
         smap = ScoringMap.from_scenario(s)
@@ -98,6 +113,10 @@ class PDMClosedPlanner:
         ego = obs.ego_state[b].to(f64)
         x0, y0, yaw0, v0 = float(ego[X]), float(ego[Y]), float(ego[YAW]), max(float(ego[VX]), 0.0)
         cos0, sin0 = np.cos(yaw0), np.sin(yaw0)
+        ahead = np.array([x0, y0]) + min(2.0 * v0, 40.0) * np.array([cos0, sin0])
+        if np.linalg.norm(ahead - route.scoring_map.center_xy.numpy()) > cfg.recenter_m:
+            route = dataclasses.replace(route, scoring_map=route.scoring_map.recentered(ahead))
+            self._routes[obs.scenario_ids[b]] = route
 
         # paths: centreline offsets, sampled every 0.5 m from the ego's projection onward
         cl = route.centerline
@@ -171,11 +190,16 @@ class PDMClosedPlanner:
         # blend the first poses from the actual ego pose onto the path (offset fades in over 1 s)
         w = np.clip(np.arange(n_steps + 1) / 10.0, 0.0, 1.0)[None, None, :, None]
         start = np.array([x0, y0, yaw0])
-        lateral0 = ref[:, :, :1, :].copy()
-        ref = ref + (1 - w) * (start - lateral0)
+        gap = start - ref[:, :, :1, :]
+        gap[..., 2] = (gap[..., 2] + np.pi) % (2 * np.pi) - np.pi  # the short way round, not across ±π
+        ref = ref + (1 - w) * gap
         ref_t = torch.as_tensor(ref.reshape(-1, n_steps + 1, 3), dtype=f64)
         ref_t[..., 2] = wrap_angle(ref_t[..., 2])
-        states = simulate(ego[None].expand(ref_t.shape[0], -1).contiguous(), ref_t)  # [P, 41, D]
+        init = ego[None].expand(ref_t.shape[0], -1).contiguous()
+        if cfg.tracking == "perfect":
+            states = torch.cat([init[:, None], states_from_poses(ref_t[:, 1:], init)], 1)  # [P, 41, D]
+        else:
+            states = simulate(init, ref_t)  # [P, 41, D]
 
         n_f = fxy.shape[0]
         objects = ObjectTracks.from_arrays(
@@ -184,7 +208,7 @@ class PDMClosedPlanner:
         scores = score_proposals(states, objects, route.scoring_map, cfg.scorer)
         key = scores.score * 1e3 + scores.raw_progress * 1e-3
         best = int(torch.argmax(key))
-        chosen = states[best, 1:, :3]  # [40, 3] local frame
+        chosen = ref_t[best, 1:]  # [40, 3] local frame: the proposal itself; the tracker only served scoring
         return _to_body(chosen, x0, y0, yaw0)
 
     def _red_light_stop(self, obs: Observation, b: int, cl: np.ndarray, s_cl: np.ndarray, s_ego: float,

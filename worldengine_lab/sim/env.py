@@ -23,7 +23,6 @@ boxes are materialised lazily when an observation, an IDM update or ``finalize``
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -39,10 +38,9 @@ from .geometry import EGO_HALF_LENGTH_M, EGO_HALF_WIDTH_M, EGO_RADIUS_M, box_cor
 from .idm import find_leaders, reactive_agent_step, reactive_idm_accel
 from .observe import AgentBoxes, build_observation
 from .paths import AgentPaths, build_paths, lookup_rows
-from .poses import reference_poses
+from .poses import reference_poses, states_from_poses
 from .scene_batch import SceneBatch, pack_scenarios
-from .state import AX, AY, EGO_REAR_TO_CENTER_M, EGO_WHEEL_BASE_M, STEER, VX, VY, X, Y, YAW, YAW_ACC, YAW_RATE, \
-    wrap_angle
+from .state import EGO_REAR_TO_CENTER_M, VX, VY, X, Y, YAW, YAW_RATE
 from .tracker import ReferenceProfiles, fit_profiles, lqr_controls
 
 __all__ = ["SimState", "Trajectory", "Episode", "ClosedLoopEnv"]
@@ -350,20 +348,7 @@ class ClosedLoopEnv:
     def _perfect_step(self, state: SimState, i: int) -> torch.Tensor:
         """Place the ego on plan pose i with the plan's finite-difference velocity (spec §3.1)."""
         assert state.plan is not None
-        dt = self.config.dt_s
-        pose = state.plan[:, i]
-        prev = state.plan[:, i - 1] if i > 0 else state.ego[:, :3]
-        c, s = torch.cos(pose[:, 2]), torch.sin(pose[:, 2])
-        dx, dy = (pose[:, 0] - prev[:, 0]) / dt, (pose[:, 1] - prev[:, 1]) / dt
-        vx, vy = c * dx + s * dy, -s * dx + c * dy
-        yaw_rate = wrap_angle(pose[:, 2] - prev[:, 2]) / dt
-        moving = vx > 1.0
-        steer = torch.where(moving, torch.atan(EGO_WHEEL_BASE_M * yaw_rate / torch.where(moving, vx, 1.0)), 0.0)
-        old = state.ego
-        fields = {X: pose[:, 0], Y: pose[:, 1], YAW: pose[:, 2], VX: vx, VY: vy, AX: (vx - old[:, VX]) / dt,
-                  AY: (vy - old[:, VY]) / dt, STEER: steer.clamp(-math.pi / 3, math.pi / 3), YAW_RATE: yaw_rate,
-                  YAW_ACC: (yaw_rate - old[:, YAW_RATE]) / dt}
-        return torch.stack([fields[j] for j in range(len(fields))], dim=-1)
+        return states_from_poses(state.plan[:, i : i + 1], state.ego, self.config.dt_s)[:, 0]
 
     def _reactive_step(self, state: SimState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every ``agent_period_s``: IDM accelerations from the current boxes (ego included); every step: move

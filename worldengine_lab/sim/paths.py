@@ -99,13 +99,13 @@ def _nearest_lane(
     d2 = (px - qx) ** 2 + (py - qy) ** 2
     cos_h = sx * torch.cos(heading)[:, None, None] + sy * torch.sin(heading)[:, None, None]
     ok = valid[..., 1:] & (cos_h >= 0.5 * seg_len2.sqrt())
-    cost = torch.where(ok, d2, torch.full_like(d2, math.inf)).reshape(r, -1)
+    cost = torch.where(ok, d2, torch.full_like(d2, math.inf)).flatten(1)  # [R, k * (K - 1)] (R may be 0)
     best_cost, best = cost.min(dim=-1)  # [R]
     nseg = sx.shape[-1]
     lane = torch.gather(cand, -1, (best // nseg).unsqueeze(-1)).squeeze(-1)
     lane = torch.where(best_cost <= max_dist * max_dist, lane, torch.full_like(lane, -1))
-    q = torch.stack([qx.reshape(r, -1).gather(-1, best.unsqueeze(-1)).squeeze(-1),
-                     qy.reshape(r, -1).gather(-1, best.unsqueeze(-1)).squeeze(-1)], dim=-1)
+    q = torch.stack([qx.flatten(1).gather(-1, best.unsqueeze(-1)).squeeze(-1),
+                     qy.flatten(1).gather(-1, best.unsqueeze(-1)).squeeze(-1)], dim=-1)
     return lane, q, best % nseg
 
 
@@ -162,8 +162,8 @@ def build_paths(
     lane_pts, lane_ok = _gather_lanes(lanes, scene, torch.stack(chain, dim=1))  # [R, D + 1, K, 2]
     kk = lane_pts.shape[-2]
     lane_ok[:, 0] &= torch.arange(kk).view(1, kk) > seg0.unsqueeze(-1)  # first lane: after the projection
-    seq = torch.cat([log_xy, q.unsqueeze(1), lane_pts.reshape(r, -1, 2).to(f32)], dim=1)
-    ok = torch.cat([fvalid, (lane0 >= 0).unsqueeze(-1), lane_ok.reshape(r, -1)], dim=1)
+    seq = torch.cat([log_xy, q.unsqueeze(1), lane_pts.flatten(1, 2).to(f32)], dim=1)
+    ok = torch.cat([fvalid, (lane0 >= 0).unsqueeze(-1), lane_ok.flatten(1)], dim=1)
     seq = _forward_fill(seq, ok)
     # 3. straight extension along the final non-degenerate segment (else the last logged heading)
     seg = seq[:, 1:] - seq[:, :-1]

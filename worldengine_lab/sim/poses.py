@@ -38,6 +38,7 @@ __all__ = [
     "poses_40_to_8",
     "poses_8_to_40",
     "reference_poses",
+    "states_from_poses",
 ]
 
 PLAN_DT_S = 0.1  # s, spacing of the 40-pose planner format
@@ -175,3 +176,40 @@ def reference_poses(plan_body: torch.Tensor, initial_pose: torch.Tensor) -> torc
     out[:, 0] = poses[:, 0]  # exact initial pose (no wrap round-off)
     return out
 
+
+
+def states_from_poses(poses: torch.Tensor, initial_state: torch.Tensor, dt: float = PLAN_DT_S) -> torch.Tensor:
+    """Ego states of a vehicle placed exactly on successive rear-axle poses (perfect tracking, spec §3.1).
+
+    Velocities are the finite differences of consecutive poses in the body frame of the later pose;
+    accelerations, yaw rate and yaw acceleration are finite differences too; the steering angle is the
+    kinematic bicycle's ``atan(L·yaw_rate / vx)`` (0 below 1 m/s), clamped to ±60°.
+
+    Args:
+        poses: ``[B, S, 3]`` rear-axle poses (x m, y m, yaw rad), local frame, at dt, dt·2, ... after the
+            initial state.
+        initial_state: ``[B, D]`` the state before the first pose.
+        dt: spacing, s.
+    Returns:
+        ``[B, S, D]`` states (same dtype as ``poses``).
+    """
+    from .state import AX, AY, EGO_STATE_DIM, EGO_WHEEL_BASE_M, STEER, VX, VY, X, Y, YAW, YAW_ACC, YAW_RATE
+
+    _check_poses("states_from_poses(poses)", poses)
+    if initial_state.ndim != 2 or initial_state.shape != (poses.shape[0], EGO_STATE_DIM):
+        raise ShapeError(f"states_from_poses(initial_state): expected [{poses.shape[0]}, {EGO_STATE_DIM}], received "
+                         f"{list(initial_state.shape)}")
+    init = initial_state.to(poses.dtype)
+    prev = torch.cat([init[:, None, [X, Y, YAW]], poses[:, :-1]], 1)
+    c, s = torch.cos(poses[..., 2]), torch.sin(poses[..., 2])
+    dx, dy = (poses[..., 0] - prev[..., 0]) / dt, (poses[..., 1] - prev[..., 1]) / dt
+    vx, vy = c * dx + s * dy, -s * dx + c * dy
+    yaw_rate = wrap_angle(poses[..., 2] - prev[..., 2]) / dt
+    moving = vx > 1.0
+    steer = torch.where(moving, torch.atan(EGO_WHEEL_BASE_M * yaw_rate / torch.where(moving, vx, 1.0)), 0.0)
+    prev_v = torch.cat([init[:, None, [VX, VY, YAW_RATE]], torch.stack([vx, vy, yaw_rate], -1)[:, :-1]], 1)
+    fields = {X: poses[..., 0], Y: poses[..., 1], YAW: poses[..., 2], VX: vx, VY: vy,
+              AX: (vx - prev_v[..., 0]) / dt, AY: (vy - prev_v[..., 1]) / dt,
+              STEER: steer.clamp(-torch.pi / 3, torch.pi / 3), YAW_RATE: yaw_rate,
+              YAW_ACC: (yaw_rate - prev_v[..., 2]) / dt}
+    return torch.stack([fields[j] for j in range(EGO_STATE_DIM)], dim=-1)

@@ -99,8 +99,69 @@ CREATE TABLE splits (
 CREATE INDEX splits_split ON splits(split);
 """
 
+# Results keep plain scenario_id columns (no foreign key to scenarios) on purpose: evaluation results and
+# failure cases must outlive catalog edits, and runs may score ids that were never catalogued (NAVSIM tokens,
+# variants).
+_V2_EVALUATION = """
+CREATE TABLE eval_runs (
+    run_id        TEXT PRIMARY KEY,            -- 'run-<UTC yyyymmddThhmmss>-<8 hex>'
+    planner_id    TEXT NOT NULL,
+    mode          TEXT NOT NULL,               -- 'open_loop' | 'closed_loop'
+    description   TEXT NOT NULL DEFAULT '',    -- the split / scenario set evaluated, in words
+    config_json   TEXT NOT NULL DEFAULT '{}',  -- evaluation settings
+    seed          INTEGER,
+    code_version  TEXT NOT NULL,
+    created_at    TEXT NOT NULL,               -- UTC ISO-8601
+    user          TEXT NOT NULL,
+    num_scenarios INTEGER NOT NULL
+);
+CREATE INDEX eval_runs_planner ON eval_runs(planner_id, mode, created_at);
+
+CREATE TABLE eval_results (
+    run_id                          TEXT NOT NULL REFERENCES eval_runs(run_id) ON DELETE CASCADE,
+    scenario_id                     TEXT NOT NULL,
+    planner_id                      TEXT NOT NULL,
+    mode                            TEXT NOT NULL,
+    no_at_fault_collisions          REAL,      -- spec/metrics.md 2.13 columns, each in [0, 1]; NULL = invalid
+    drivable_area_compliance        REAL,
+    ego_progress                    REAL,
+    time_to_collision_within_bound  REAL,
+    comfort                         REAL,
+    driving_direction_compliance    REAL,
+    score                           REAL,
+    success                         INTEGER,   -- 0/1, closed loop (open loop: NC == 1 and DAC == 1 of the plan)
+    failure_type                    TEXT,      -- 'collision' | 'off_road' | 'static_collision' | 'none'
+    collided_with                   TEXT,      -- agent type of the first contact, '' none
+    first_violation_step            INTEGER,   -- closed-loop step, -1 none
+    raw_progress_m                  REAL,      -- m
+    extra_json                      TEXT NOT NULL DEFAULT '{}',  -- any other result columns
+    PRIMARY KEY (run_id, scenario_id)
+);
+CREATE INDEX eval_results_scenario ON eval_results(scenario_id);
+
+CREATE TABLE failure_cases (
+    run_id        TEXT NOT NULL REFERENCES eval_runs(run_id) ON DELETE CASCADE,
+    case_id       TEXT NOT NULL,               -- '<rule>-<representative scenario_id>'
+    rank          INTEGER NOT NULL,            -- 1 = review first
+    rule          TEXT NOT NULL,               -- 'collision' | 'off_road' | 'low_progress'
+    failure_type  TEXT NOT NULL DEFAULT '',
+    collided_with TEXT NOT NULL DEFAULT '',
+    tag           TEXT NOT NULL DEFAULT '',
+    map_name      TEXT NOT NULL DEFAULT '',
+    map_context   TEXT NOT NULL DEFAULT '',
+    scenario_id   TEXT NOT NULL,               -- the representative window (worst score)
+    count         INTEGER NOT NULL,            -- windows in the case
+    members_json  TEXT NOT NULL,               -- JSON list of member scenario ids
+    reason        TEXT NOT NULL DEFAULT '',
+    score         REAL,                        -- worst score in the case
+    created_at    TEXT NOT NULL,
+    PRIMARY KEY (run_id, case_id)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "scenario catalog: imports, scenarios, scenario_tags, splits", _V1_CATALOG),
+    Migration(2, "evaluation: eval_runs, eval_results, failure_cases", _V2_EVALUATION),
 )
 """Every schema step, oldest first."""
 
