@@ -35,6 +35,56 @@ def embedded_world(workspace: Workspace, seed: int = 0, num_logs: int | None = N
     return synthesize(out, seed=seed, num_logs=n, overwrite=True)
 
 
+def import_embedded_world(ws: Workspace, world: Any, stride_s: float = 1.0,
+                          event_offsets_s: tuple[float, ...] = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
+                          ) -> dict[str, Any]:
+    """Import the embedded world's windows with their splits.
+
+    * ``pretrain`` and ``test_common`` logs: one window every ``stride_s`` seconds;
+    * ``mine`` logs: the same, plus the windows around each rare event;
+    * ``test_rare`` logs: only the windows around rare events, never used for training or mining.
+
+    "Around an event" means a window whose "now" is ``event_offsets_s`` from the moment the hazard begins
+    (from the manifest), so the planner meets the hazard during its 4-s episode; each such window is tagged
+    with its event type in the catalog.
+
+    Returns the summed import summary (``num_scenarios``, ``num_logs``, ``seconds``, ``import_ids``).
+    """
+    from .logs.nuplan import open_log
+    from .logs.nuplan.reader import SWEEP_PERIOD_S
+    from .scenarios.imports import import_nuplan
+
+    manifest = json.loads((Path(world.root) / "manifest.json").read_text())
+    splits = {entry["log_id"]: entry["split"] for entry in manifest["logs"]}
+    common = dict(maps_root=world.maps_root, source="synthetic", splits=splits)
+    parts = []
+    strided = [Path(world.root) / e["path"] for e in manifest["logs"] if e["split"] in ("pretrain", "test_common", "mine")]
+    if strided:
+        parts.append(import_nuplan(ws, strided, stride_s=stride_s, **common))
+    around: list[Path] = []
+    event_of: dict[str, str] = {}  # window token -> rare event type
+    for e in manifest["logs"]:
+        if e["split"] not in ("mine", "test_rare") or not e.get("rare_events"):
+            continue
+        path = Path(world.root) / e["path"]
+        valid = open_log(path, world.maps_root).select(stride_s=SWEEP_PERIOD_S)  # every sweep a window fits at
+        token_at = dict(zip(valid["idx"].to_numpy().tolist(), valid["token"]))
+        for ev in e["rare_events"]:
+            for o in event_offsets_s:
+                tok = token_at.get(int(ev["frame"]) + int(round(o / SWEEP_PERIOD_S)))
+                if tok is not None:
+                    event_of[tok] = ev["type"]
+        if any(t in event_of for t in valid["token"]):
+            around.append(path)
+    if event_of:
+        parts.append(import_nuplan(ws, around, tokens=list(event_of), **common))
+        # the windows before the hazard begins carry no rare tag in the log; name their event in the catalog
+        for kind in sorted(set(event_of.values())):
+            ws.tag([t for t, k in event_of.items() if k == kind], kind)
+    return {"num_scenarios": ws.count(source="synthetic"), "num_logs": len(manifest["logs"]),
+            "seconds": sum(p["seconds"] for p in parts), "import_ids": [p["import_id"] for p in parts]}
+
+
 def run_demo(workspace: str | Path | None = None, seed: int = 0, num_logs: int | None = None,
              echo: bool = True) -> dict[str, Any]:
     """Run the demo; returns a summary dict (and prints it when ``echo``)."""
@@ -42,12 +92,7 @@ def run_demo(workspace: str | Path | None = None, seed: int = 0, num_logs: int |
     ws = Workspace.open(resolve_workspace(workspace))
     world = embedded_world(ws, seed=seed, num_logs=num_logs)
     t_synth = time.perf_counter() - t0
-    from .scenarios.imports import import_nuplan
-
-    manifest = json.loads((Path(world.root) / "manifest.json").read_text())
-    splits = {entry["log_id"]: entry["split"] for entry in manifest["logs"]}
-    summary = import_nuplan(ws, world.data_root, maps_root=world.maps_root, stride_s=1.0, source="synthetic",
-                            splits=splits)
+    summary = import_embedded_world(ws, world)
     stats = ws.stats(source="synthetic")
     result = {
         "workspace": str(ws.root),

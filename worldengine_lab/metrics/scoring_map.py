@@ -316,20 +316,22 @@ class ScoringMap:
         other.centerline = polyline_through(centerline)
         return other
 
-    def recentered(self, center_xy: Sequence[float]) -> "ScoringMap":
+    def recentered(self, center_xy: Sequence[float], config: ScoringMapConfig | None = None) -> "ScoringMap":
         """A copy sharing polygons and centreline whose raster is rebuilt around ``center_xy`` (m, local frame),
         for a vehicle that has driven away from the original centre (points off the raster fall back to the
-        exact, slower polygon tests)."""
+        exact, slower polygon tests). ``config`` replaces the raster settings (e.g. a smaller radius)."""
         other = object.__new__(ScoringMap)
         other.__dict__.update(self.__dict__)
+        other.config = self.config if config is None else config
         other.center_xy = torch.as_tensor(center_xy, dtype=torch.float64).reshape(2)
         if not bool(torch.isfinite(other.center_xy).all()):
             raise ScenarioValidationError(f"ScoringMap.recentered: expected a finite centre, received "
                                           f"{other.center_xy.tolist()}")
         other._bit_layers = {}
-        if self.config.raster:
-            other.raster = MapRaster(GridSpec.around(tuple(other.center_xy.tolist()), self.config.radius_m,
-                                                     self.config.resolution_m))
+        other.raster = None
+        if other.config.raster:
+            other.raster = MapRaster(GridSpec.around(tuple(other.center_xy.tolist()), other.config.radius_m,
+                                                     other.config.resolution_m))
             other._build_raster()
         return other
 

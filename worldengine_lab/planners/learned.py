@@ -26,6 +26,7 @@ from torch import nn
 from ..errors import CorruptFileError, DataFormatError, ShapeError
 from ..tensor_files import load_tensors, save_tensors
 from .base import PLAN_NUM_POSES, Observation
+from .candidate_geometry import CHECK_POSES, GEOMETRY_DIM, candidate_geometry
 from .features import (AGENT_DIM, EGO_DIM, LANE_DIM, FeatureConfig, SceneFeatures, _config_from_dict,
                        extract_features)
 from .vocabulary import TrajectoryVocabulary
@@ -55,6 +56,8 @@ class ModelConfig:
         history_steps: H of the agent features (:class:`FeatureConfig.history_steps`).
         lane_points: P of the lane features (:class:`FeatureConfig.lane_points`).
         ego_dim / agent_dim / lane_dim: feature widths (defaults: :mod:`.features`).
+        candidate_geometry: add each candidate's distances to lanes, route and agents
+            (:mod:`.candidate_geometry`) to its embedding.
     """
 
     vocab_size: int = 256
@@ -68,6 +71,7 @@ class ModelConfig:
     ego_dim: int = EGO_DIM
     agent_dim: int = AGENT_DIM
     lane_dim: int = LANE_DIM
+    candidate_geometry: bool = True
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "heads", "layers", "history_steps", "lane_points", "ego_dim", "agent_dim",
@@ -175,6 +179,7 @@ class VocabularyScorer(nn.Module):
         self.scene_norm = nn.LayerNorm(d)
         pose_dim = PLAN_NUM_POSES * 3 * (1 + 2 * config.fourier_bands)
         self.candidate_encoder = _mlp(pose_dim, d, d)
+        self.geometry_encoder = _mlp(len(CHECK_POSES) * GEOMETRY_DIM, d, d) if config.candidate_geometry else None
         self.query_norm = nn.LayerNorm(d)
         self.cross_attention = nn.MultiheadAttention(d, config.heads, dropout=config.dropout, batch_first=True)
         self.ffn_norm = nn.LayerNorm(d)
@@ -208,6 +213,8 @@ class VocabularyScorer(nn.Module):
         """:class:`ScorerOutput` with ``logits [B, K]`` and ``subscore_logits [B, K, 5]``."""
         tokens, pad, ego = self.encode_scene(features)
         q = self.encode_candidates().unsqueeze(0) + ego.unsqueeze(1)  # [B, K, d]
+        if self.geometry_encoder is not None:
+            q = q + self.geometry_encoder(candidate_geometry(features, self.candidates).flatten(2))
         qn = self.query_norm(q)
         att, _ = self.cross_attention(qn, tokens, tokens, key_padding_mask=pad, need_weights=False)
         q = q + att

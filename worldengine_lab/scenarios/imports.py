@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -45,7 +45,7 @@ def catalog_row(s: Scenario, source: str, path: str, locator: str, window: Mappi
 
 def import_nuplan(
     ws: Workspace,
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     maps_root: str | Path | None = None,
     tags: Iterable[str] | None = None,
     tokens: Iterable[str] | None = None,
@@ -57,7 +57,7 @@ def import_nuplan(
     splits: Mapping[str, str] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Import windows of the nuPlan logs at ``path`` (a .db or a folder) into ``ws``.
+    """Import windows of the nuPlan logs at ``path`` (a .db, a folder, or a list of them) into ``ws``.
 
     Args:
         maps_root: nuPlan maps folder (default ``$NUPLAN_MAPS_ROOT``).
@@ -72,7 +72,12 @@ def import_nuplan(
 
     t_start = time.perf_counter()
     cfg = WindowConfig(history_s=history_s, future_s=future_s, dt=dt)
-    logs = discover_logs(path)
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    if not paths:
+        from ..errors import MissingFileError
+
+        raise MissingFileError("import_nuplan.path: expected a .db log, a folder or a list of them, received []")
+    logs = sorted({q for p in paths for q in discover_logs(p)})
     mr = str(Path(maps_root).resolve()) if maps_root else None
     rows: list[dict[str, Any]] = []
     scenario_tags: dict[str, list[str]] = {}
@@ -94,7 +99,8 @@ def import_nuplan(
         from ..errors import WorldEngineLabError
 
         raise WorldEngineLabError(f"{path}: none of the tokens {token_list[:5]} is a lidar_pc of these logs")
-    meta = {"source": source, "path": str(path), "params": {"tags": list(tags) if tags else None,
+    meta = {"source": source, "path": str(path) if isinstance(path, (str, Path)) else f"{len(paths)} paths",
+            "params": {"tags": list(tags) if tags else None,
             "tokens": token_list, "stride_s": stride_s, **cfg.to_dict(), "maps_root": mr}}
     with ws.transaction():  # catalog rows and their splits land together or not at all
         import_id = ws.add_scenarios(rows, tags=scenario_tags, import_meta=meta)

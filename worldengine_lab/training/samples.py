@@ -46,6 +46,7 @@ SUBSCORE_COLUMNS = ("nc", "dac", "ttc", "c", "ep")
 """Order of the teacher sub-scores (the learned planner's sub-score heads use the same order)."""
 TEACHER_SCORER = dataclasses.replace(NAVSIM_V11, reference="batch")
 """NAVSIM v1.1 scorer with EP normalised over the candidates of a state."""
+_NO_RASTER = ScoringMapConfig(raster=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,16 +137,19 @@ def score_candidates(items: Sequence[tuple[Scenario, float]], candidates: torch.
     """Teacher sub-scores ``[N, K, 5]`` and PDM scores ``[N, K]`` of the K body-frame ``candidates [K, 40, 3]``
     from the logged ego state of every ``(scenario, offset)`` state.
 
-    The map raster of each state covers the candidates' reach (+ 10 m) at ``resolution_m`` (area flags are
-    exact farther than resolution/√2 from a boundary; 0.5 m keeps the raster build cheap for training targets).
+    The map raster of each state is the square around the candidates' extent (+ 10 m) at ``resolution_m`` (area
+    flags are exact farther than resolution/√2 from a boundary; 0.5 m keeps the raster build cheap for training
+    targets).
     """
     k = candidates.shape[0]
     if candidates.ndim != 3 or tuple(candidates.shape[1:]) != (PLAN_NUM_POSES, 3):
         raise ShapeError(f"score_candidates.candidates: expected [K, {PLAN_NUM_POSES}, 3], received "
                          f"{list(candidates.shape)}")
     cand = candidates.to(torch.float64)
-    reach = float(cand[..., :2].norm(dim=-1).max()) + 10.0
-    map_config = ScoringMapConfig(resolution_m=resolution_m, radius_m=min(reach, ScoringMapConfig.radius_m))
+    # the raster covers the candidates' extent in the body frame (+ 10 m), wherever that lies around the ego
+    lo, hi = cand[..., :2].amin((0, 1)), cand[..., :2].amax((0, 1))
+    mid_body = (lo + hi) / 2
+    map_config = ScoringMapConfig(resolution_m=resolution_m, radius_m=float((hi - lo).max()) / 2 + 10.0)
     subs, scores = [], []
     bar = _bar(len(items), "teacher scores", progress)
     for i in range(0, len(items), batch_size):
@@ -159,8 +163,11 @@ def score_candidates(items: Sequence[tuple[Scenario, float]], candidates: torch.
         else:
             states = simulate(init, torch.cat([init[:, None, [X, Y, YAW]], flat], 1))
         states = states.view(len(chunk), k, PLAN_NUM_POSES + 1, -1)
+        mids = body_to_global(torch.cat([mid_body, mid_body.new_zeros(1)])[None].expand(len(chunk), 1, 3),
+                              ego0[:, [X, Y, YAW]])[:, 0, :2]  # [b, 2] raster centres, local frame
         for b, s in enumerate(chunk):  # one scene at a time: each has its own map
-            sc = score_proposals(states[b], ObjectTracks.from_scenario(s), ScoringMap.from_scenario(s, map_config), scorer)
+            smap = ScoringMap.from_scenario(s, _NO_RASTER).recentered(mids[b].tolist(), map_config)
+            sc = score_proposals(states[b], ObjectTracks.from_scenario(s), smap, scorer)
             subs.append(torch.stack([sc.nc, sc.dac, sc.ttc, sc.comfort, sc.ep], -1).float())
             scores.append(sc.score.float())
         bar.update(len(chunk))

@@ -22,7 +22,7 @@ from .events import RARE_EVENT_TAGS
 
 __all__ = ["SynthConfig", "SPLITS", "GENERATOR_VERSION"]
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 SPLITS = ("pretrain", "mine", "test_common", "test_rare")
 
 
@@ -61,13 +61,13 @@ class SynthConfig:
     tag_interval_s: float = 1.0
     """Minimum time between two scenario tags of the same type, s."""
     split_fractions: tuple[tuple[str, float], ...] = (
-        ("pretrain", 0.50), ("mine", 0.25), ("test_common", 0.15), ("test_rare", 0.10),
+        ("pretrain", 0.34), ("mine", 0.33), ("test_common", 0.13), ("test_rare", 0.20),
     )
     """Split name and share of logs; each log draws its split from ``(seed, index)``."""
     maps: tuple[str, ...] = tuple(MAP_VERSIONS)
     """Maps that logs are recorded on (all maps are always written)."""
     events_per_log: tuple[tuple[str, float], ...] = (
-        ("pretrain", 0.3), ("mine", 2.0), ("test_common", 0.3), ("test_rare", 2.0),
+        ("pretrain", 0.3), ("mine", 3.0), ("test_common", 0.3), ("test_rare", 3.0),
     )
     """Split name and expected number of rare events a log of that split attempts (floor + Bernoulli of the
     fraction; see the module docstring for the policy). An attempted event happens only when the traffic

@@ -43,7 +43,7 @@ __all__ = ["synthesize", "load_result", "SynthResult", "DEFAULT_NUM_LOGS", "DATA
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NUM_LOGS = 32
+DEFAULT_NUM_LOGS = 48
 DATA_DIR = "nuplan-v1.1"
 MAPS_DIR = "maps"
 MANIFEST_NAME = "manifest.json"
