@@ -44,3 +44,17 @@ def test_chunks_give_the_same_answer():
     many = SceneFeatures.cat([f] * 5)
     cands = torch.stack([_line(v) for v in (2.0, 6.0, 12.0)])
     torch.testing.assert_close(candidate_geometry(many, cands, chunk=2), candidate_geometry(many, cands, chunk=16))
+
+
+def test_precomputed_geometry_gives_the_same_scores():
+    from worldengine_lab.planners.learned import ModelConfig, VocabularyScorer
+
+    f = _features(num_agents=3, speed_mps=6.0)
+    cands = torch.stack([_line(v) for v in (2.0, 6.0, 12.0)])
+    torch.manual_seed(0)
+    model = VocabularyScorer(ModelConfig(vocab_size=3, d_model=16, heads=2, layers=1, lane_points=40), cands).eval()
+    with torch.no_grad():
+        a = model(f)
+        b = model(f, candidate_geometry(f, cands))
+    torch.testing.assert_close(a.logits, b.logits)
+    torch.testing.assert_close(a.subscore_logits, b.subscore_logits)

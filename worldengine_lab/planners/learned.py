@@ -209,12 +209,18 @@ class VocabularyScorer(nn.Module):
         tokens = self.scene_norm(self.scene_encoder(tokens, src_key_padding_mask=pad))
         return tokens, pad, ego
 
-    def forward(self, features: SceneFeatures) -> ScorerOutput:
-        """:class:`ScorerOutput` with ``logits [B, K]`` and ``subscore_logits [B, K, 5]``."""
+    def forward(self, features: SceneFeatures, geometry: torch.Tensor | None = None) -> ScorerOutput:
+        """:class:`ScorerOutput` with ``logits [B, K]`` and ``subscore_logits [B, K, 5]``.
+
+        ``geometry``: precomputed :func:`~.candidate_geometry.candidate_geometry` of these features and this
+        model's candidates (it has no parameters, so training may compute it once per state); computed here
+        when None.
+        """
         tokens, pad, ego = self.encode_scene(features)
         q = self.encode_candidates().unsqueeze(0) + ego.unsqueeze(1)  # [B, K, d]
         if self.geometry_encoder is not None:
-            q = q + self.geometry_encoder(candidate_geometry(features, self.candidates).flatten(2))
+            geo = candidate_geometry(features, self.candidates) if geometry is None else geometry
+            q = q + self.geometry_encoder(geo.flatten(2))
         qn = self.query_norm(q)
         att, _ = self.cross_attention(qn, tokens, tokens, key_padding_mask=pad, need_weights=False)
         q = q + att

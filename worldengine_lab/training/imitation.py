@@ -38,6 +38,7 @@ from ..datatypes import Scenario
 from ..errors import CorruptFileError, ShapeError, WorkspaceError, WorldEngineLabError
 from ..tensor_files import load_tensors, save_tensors
 from ..planners.features import FeatureConfig
+from ..planners.candidate_geometry import candidate_geometry
 from ..planners.learned import ModelConfig, VocabularyScorer, save_checkpoint
 from ..planners.vocabulary import TrajectoryVocabulary
 from .samples import PlanningSamples, build_samples, score_candidates, shifted_scenarios
@@ -202,12 +203,12 @@ class _Logger:
 
 
 @torch.no_grad()
-def _evaluate(model: VocabularyScorer, samples: PlanningSamples, labels: torch.Tensor, rows: torch.Tensor,
-              cfg: ImitationConfig) -> dict[str, float]:
+def _evaluate(model: VocabularyScorer, samples: PlanningSamples, labels: torch.Tensor, geometry: torch.Tensor,
+              rows: torch.Tensor, cfg: ImitationConfig) -> dict[str, float]:
     if len(rows) == 0:
         return {}
     model.eval()
-    out = model(samples.features.index(rows))
+    out = model(samples.features.index(rows), geometry[rows])
     _, parts = imitation_loss(out.logits, out.subscore_logits, labels[rows], samples.subscores[rows],
                               cfg.label_smoothing, cfg.subscore_weight)
     top1 = (out.logits.argmax(-1) == labels[rows]).float().mean()
@@ -248,6 +249,8 @@ def pretrain(scenarios: Iterable[Scenario], run_dir: str | os.PathLike[str], con
     torch.manual_seed(cfg.seed)
     samples, vocab, labels = _prepare(run, list(scenarios), cfg, progress)
     train_rows, val_rows = _split(samples, cfg.val_fraction, cfg.seed)
+    # each candidate's geometry against its scene has no parameters: computed once per state, not per step
+    geometry = candidate_geometry(samples.features, vocab.trajectories, chunk=64)
     model_cfg = ModelConfig.for_features(cfg.features, len(vocab), d_model=cfg.d_model, layers=cfg.layers,
                                          heads=cfg.heads)
     torch.manual_seed(cfg.seed)
@@ -281,7 +284,7 @@ def pretrain(scenarios: Iterable[Scenario], run_dir: str | os.PathLike[str], con
             order = train_rows[torch.randperm(len(train_rows), generator=gen)]
             for i in range(steps_per_epoch):
                 rows = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-                out = model(samples.features.index(rows))
+                out = model(samples.features.index(rows), geometry[rows])
                 loss, parts = imitation_loss(out.logits, out.subscore_logits, labels[rows], samples.subscores[rows],
                                              cfg.label_smoothing, cfg.subscore_weight)
                 opt.zero_grad(set_to_none=True)
@@ -295,7 +298,7 @@ def pretrain(scenarios: Iterable[Scenario], run_dir: str | os.PathLike[str], con
                 if step % 10 == 0:
                     log.log(step, {**{f"train/{k}": v for k, v in parts.items()}, "lr": sched.get_last_lr()[0]},
                             epoch=epoch)
-            val = _evaluate(model, samples, labels, val_rows, cfg)
+            val = _evaluate(model, samples, labels, geometry, val_rows, cfg)
             log.log((epoch + 1) * steps_per_epoch, val, epoch=epoch + 1)
             save_tensors(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                 "scheduler": sched.state_dict(), "epoch": epoch + 1, "rng": torch.get_rng_state()})
