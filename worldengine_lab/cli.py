@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--out", type=Path, default=None,
                      help="run folder (default <workspace>/runs/pretrain-<split>-seed<seed>); re-running resumes")
     pre.add_argument("--vocab-size", type=int, default=256, help="trajectory vocabulary size (default 256)")
-    pre.add_argument("--epochs", type=int, default=11, help="training epochs (default 11)")
+    pre.add_argument("--epochs", type=int, default=14, help="training epochs (default 14)")
     pre.add_argument("--batch-size", type=int, default=64, help="states per step (default 64)")
     pre.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     pre.add_argument("--data-fraction", type=float, default=1.0, help="share of the split used, seeded (default 1)")

@@ -74,7 +74,7 @@ class ImitationConfig:
     vocab_size: int = 256
     offsets_s: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)
     data_fraction: float = 1.0
-    epochs: int = 11
+    epochs: int = 14
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
