@@ -356,3 +356,27 @@ def test_window_rates_counts_each_window_once():
             {"duration_s": 80.0, "rare_events": []}]
     rates = window_rates(logs)
     assert rates["rare_cut_in"] == pytest.approx(2 / 16) and rates["rare_hard_brake"] == 0.0  # windows 2 and 3
+
+
+# ---------------------------------------------------------------- the demo's import around events
+
+def test_rare_split_holds_the_windows_around_each_event(world, tmp_path):
+    """test_rare gets only windows whose "now" lies -1.5 .. +2.0 s from a hazard's start, tagged with its type."""
+    from worldengine_lab.demo import import_embedded_world
+    from worldengine_lab.store import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    summary = import_embedded_world(ws, world)
+    cat = ws.catalog(split="test_rare")
+    assert summary["num_scenarios"] == len(cat) > 0
+    events = [(e["log_id"], ev) for e in world.manifest["logs"] for ev in e["rare_events"]]
+    assert events
+    for log_id, ev in events:
+        rows = cat[(cat["log_id"] == log_id) & cat["tags"].map(lambda t: ev["type"] in t)]
+        assert 1 <= len(rows) <= 8, (log_id, ev["type"])
+    # each window's "now" (its start + t0 steps) is within the offsets of an event of its log
+    db_start = {e["log_id"]: NuPlanDB(world.root / e["path"]).timestamps_us[0] / 1e6 for e in world.manifest["logs"]}
+    now = cat["start_time_s"] + cat["t0"] * cat["duration_s"] / (cat["num_steps"] - 1)
+    for (log_id, t), tags in zip(zip(cat["log_id"], now - cat["log_id"].map(db_start)), cat["tags"]):
+        starts = [ev["start_s"] for lid, ev in events if lid == log_id and ev["type"] in tags]
+        assert any(-1.5 - 0.06 <= t - s <= 2.0 + 0.06 for s in starts), (log_id, t, starts)
