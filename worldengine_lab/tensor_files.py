@@ -12,7 +12,7 @@ import torch
 from .artifacts import atomic_write_bytes
 from .errors import CorruptFileError, MissingFileError
 
-__all__ = ["save_tensors", "load_tensors"]
+__all__ = ["save_tensors", "load_tensors", "brief_error"]
 
 
 def save_tensors(path: str | os.PathLike[str], obj: Any) -> Path:
@@ -36,6 +36,11 @@ def load_tensors(path: str | os.PathLike[str], what: str = "file", remedy: str =
     try:
         return torch.load(p, weights_only=True, map_location="cpu")
     except Exception as e:  # torn writes, foreign pickles, other formats: one clear message
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise CorruptFileError(f"{what} {str(p)!r}: expected a torch.save file of plain data, could not read it "
-                               f"({type(e).__name__}: {first[:200]}); {remedy}") from e
+                               f"({brief_error(e)}); {remedy}") from e
+
+
+def brief_error(e: BaseException, limit: int = 300) -> str:
+    """``"Type: message"`` on one line, cut to ``limit`` characters (state-dict errors list every tensor)."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:limit]}{' ...' if len(text) > limit else ''}"

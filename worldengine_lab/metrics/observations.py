@@ -25,7 +25,8 @@ __all__ = ["ObjectTracks", "interpolate_keyframes", "STOPPED_SPEED_MPS"]
 logger = logging.getLogger(__name__)
 
 STOPPED_SPEED_MPS = 0.05
-_STATIC_CODES = tuple(int(t) for t in AgentType if t.is_static)
+STATIC_AGENT_CODES = tuple(int(t) for t in AgentType if t.is_static)
+"""Agent type codes of objects that never move (cones, barriers, signs, generic objects)."""
 
 
 def _as_tensor(name: str, value: object, dtype: torch.dtype) -> torch.Tensor:
@@ -204,7 +205,7 @@ class ObjectTracks:
                                  f"(e.g. 51), received {num_frames}")
             keys = torch.arange(0, num_frames, 5)
             xy, yaw, vel, valid_t = interpolate_keyframes(xy[keys], yaw[keys], vel[keys], valid_t[keys], 5, "navsim")
-        static = torch.as_tensor(np.isin(a.agent_type[idx], _STATIC_CODES))
+        static = torch.as_tensor(np.isin(a.agent_type[idx], STATIC_AGENT_CODES))
         size = torch.as_tensor(a.size_lwh[idx, :2], dtype=dtype)
         # zero the fields of invalid frames so that garbage never reaches the geometry
         xy = torch.where(valid_t[..., None], xy, torch.zeros_like(xy))

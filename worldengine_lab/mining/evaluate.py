@@ -26,11 +26,12 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from ..datatypes import AgentType, Rollout, Scenario
 from ..errors import ScenarioValidationError, ShapeError
 from ..metrics.closed_loop import SuccessRule, closed_loop_pdms, episode_success, executed_states
-from ..metrics.observations import ObjectTracks
+from ..metrics.observations import STATIC_AGENT_CODES, ObjectTracks
 from ..metrics.pdm import CLOSED_LOOP, NAVSIM_V11, PDMS_COLUMNS, ScorerConfig, score_proposals
 from ..metrics.scoring_map import ScoringMap
 from ..planners.base import PLAN_NUM_POSES, Planner
@@ -97,16 +98,8 @@ def _chunks(items: Sequence[Scenario], n: int) -> Iterable[list[Scenario]]:
         yield list(items[i : i + n])
 
 
-def _progress(total: int, desc: str, enabled: bool):  # -> tqdm or a no-op with .update
-    try:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc, unit="scenario", disable=not enabled, leave=False)
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        class _Null:
-            def update(self, n: int = 1) -> None: ...
-            def close(self) -> None: ...
-        return _Null()
+def _progress(total: int, desc: str, enabled: bool) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="scenario", disable=not enabled, leave=False)
 
 
 def _failure(nc: float, dac: float, first_off: int, first_agent: int) -> str:
@@ -127,8 +120,8 @@ def _first_contact_type(flags: np.ndarray, types: np.ndarray) -> str:
     if not len(hit):
         return ""
     who = np.flatnonzero(flags[hit[0]])
-    moving = [k for k in who if not AgentType(int(types[k])).is_static]
-    return _TYPE_NAMES.get(int(types[(moving or list(who))[0]]), "unknown")
+    moving = who[~np.isin(types[who], STATIC_AGENT_CODES)]
+    return _TYPE_NAMES.get(int(types[(moving if len(moving) else who)[0]]), "unknown")
 
 
 def score_rollout(ro: Rollout, scenario: Scenario, config: ScorerConfig = CLOSED_LOOP) -> dict[str, object]:
@@ -152,7 +145,7 @@ def score_rollout(ro: Rollout, scenario: Scenario, config: ScorerConfig = CLOSED
     types = a.agent_type
     objects = ObjectTracks.from_arrays(
         a.xy[steps][:, 1:], a.yaw[steps][:, 1:], a.size_lwh[1:, :2], a.vel_xy[steps][:, 1:], a.valid[steps][:, 1:],
-        is_static=np.array([AgentType(int(t)).is_static for t in types[1:]], bool),
+        is_static=np.isin(types[1:], STATIC_AGENT_CODES),
         track_ids=[str(t) for t in a.track_ids[1:]], dt=0.5)
     row = closed_loop_pdms(states, objects, ScoringMap.from_scenario(scenario), log[steps, :3],
                            token=ro.scenario_id, config=config)

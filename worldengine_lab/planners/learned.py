@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import CorruptFileError, DataFormatError, ShapeError
-from ..tensor_files import load_tensors, save_tensors
+from ..tensor_files import brief_error, load_tensors, save_tensors
 from .base import PLAN_NUM_POSES, Observation
 from .candidate_geometry import CHECK_POSES, GEOMETRY_DIM, candidate_geometry
 from .features import (AGENT_DIM, EGO_DIM, LANE_DIM, FeatureConfig, SceneFeatures, _config_from_dict,
@@ -390,7 +390,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[VocabularyScorer, Tra
         model = VocabularyScorer(mcfg, vocab.trajectories)
         model.load_state_dict(data["state_dict"], strict=True)
     except (DataFormatError, ShapeError, RuntimeError, TypeError) as e:
-        raise CorruptFileError(f"{what}: inconsistent contents ({_brief(e)}); re-create it with save_checkpoint") from e
+        raise CorruptFileError(f"{what}: inconsistent contents ({brief_error(e)}); re-create it with save_checkpoint") from e
     if not isinstance(data["extra"], dict):
         raise CorruptFileError(f"{what}: expected 'extra' to be a dict, received {type(data['extra']).__name__}")
     return model.eval(), vocab, fcfg, data["extra"]
@@ -405,11 +405,6 @@ def _check_pair(model: VocabularyScorer, vocabulary: TrajectoryVocabulary, where
         raise ShapeError(f"{where}: the model's candidates differ from the vocabulary's trajectories; pair the model "
                          "with the vocabulary it was built on")
 
-
-def _brief(e: BaseException, limit: int = 300) -> str:
-    """``"Type: message"`` on one line, cut to ``limit`` characters (state-dict errors list every tensor)."""
-    text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text[:limit]}{' ...' if len(text) > limit else ''}"
 
 
 def _check_plain(x: Any, where: str) -> None:

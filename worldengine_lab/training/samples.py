@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Iterable, Literal, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from ..datatypes import Scenario
 from ..errors import ShapeError
@@ -175,7 +176,5 @@ def score_candidates(items: Sequence[tuple[Scenario, float]], candidates: torch.
     return torch.stack(subs), torch.stack(scores)
 
 
-def _bar(total: int, desc: str, enabled: bool):  # tqdm on stderr (disabled unless asked)
-    from tqdm.auto import tqdm
-
+def _bar(total: int, desc: str, enabled: bool) -> tqdm:  # on stderr, disabled unless asked
     return tqdm(total=total, desc=desc, unit="state", disable=not enabled, leave=False)
