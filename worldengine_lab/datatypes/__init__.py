@@ -1,5 +1,7 @@
 """Frozen, numpy-only types that cross package boundaries. Each validates itself at construction."""
 from .agents import EGO_INDEX, AgentTracks, AgentType
+from .camera import CameraRig, cam_from_world
+from .gaussians import BACKGROUND_ID, GaussianScene
 from .map import MapData, Polylines, StopLineType
 from .rollout import EGO_STATE_FIELDS, Rollout
 from .scenario import Provenance, Route, Scenario, TrafficLights, TrafficLightStatus
@@ -8,6 +10,10 @@ __all__ = [
     "EGO_INDEX",
     "AgentTracks",
     "AgentType",
+    "BACKGROUND_ID",
+    "CameraRig",
+    "cam_from_world",
+    "GaussianScene",
     "MapData",
     "Polylines",
     "StopLineType",
