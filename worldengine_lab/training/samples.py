@@ -133,16 +133,21 @@ def build_samples(items: Sequence[tuple[Scenario, float]], feature_config: Featu
 
 def score_candidates(items: Sequence[tuple[Scenario, float]], candidates: torch.Tensor,
                      tracking: Literal["lqr", "perfect"] = "lqr", scorer: ScorerConfig = TEACHER_SCORER,
-                     resolution_m: float = 0.5, batch_size: int = 16,
-                     progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                     resolution_m: float = 0.5, batch_size: int = 16, progress: bool = False,
+                     ego_states: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher sub-scores ``[N, K, 5]`` and PDM scores ``[N, K]`` of the K body-frame ``candidates [K, 40, 3]``
-    from the logged ego state of every ``(scenario, offset)`` state.
+    from the ego state of every ``(scenario, offset)`` state: the logged one, or ``ego_states [N, D]`` (float64,
+    local frame, the simulator's rear-axle state layout) for states the simulator visited (closed-loop
+    rollouts), scored against the scenario's logged agents from its ``t0``.
 
     The map raster of each state is the square around the candidates' extent (+ 10 m) at ``resolution_m`` (area
     flags are exact farther than resolution/√2 from a boundary; 0.5 m keeps the raster build cheap for training
     targets).
     """
     k = candidates.shape[0]
+    if ego_states is not None and (ego_states.ndim != 2 or ego_states.shape[0] != len(items)):
+        raise ShapeError(f"score_candidates.ego_states: expected [N={len(items)}, D], received "
+                         f"{list(ego_states.shape)}")
     if candidates.ndim != 3 or tuple(candidates.shape[1:]) != (PLAN_NUM_POSES, 3):
         raise ShapeError(f"score_candidates.candidates: expected [K, {PLAN_NUM_POSES}, 3], received "
                          f"{list(candidates.shape)}")
@@ -155,7 +160,10 @@ def score_candidates(items: Sequence[tuple[Scenario, float]], candidates: torch.
     bar = _bar(len(items), "teacher scores", progress)
     for i in range(0, len(items), batch_size):
         chunk = [s for s, _ in items[i : i + batch_size]]
-        ego0 = torch.stack([torch.as_tensor(ego_states_from_log(s)[s.t0]) for s in chunk])  # [b, D] float64
+        if ego_states is None:
+            ego0 = torch.stack([torch.as_tensor(ego_states_from_log(s)[s.t0]) for s in chunk])  # [b, D] float64
+        else:
+            ego0 = ego_states[i : i + batch_size].to(torch.float64)
         local = body_to_global(cand[None].expand(len(chunk), -1, -1, -1), ego0[:, None, [X, Y, YAW]])  # [b,K,40,3]
         init = ego0[:, None].expand(-1, k, -1).reshape(-1, ego0.shape[-1])
         flat = local.reshape(-1, PLAN_NUM_POSES, 3)
