@@ -1,6 +1,21 @@
 """worldengine_lab.widgets: thin notebook views over library objects (installed from the top-level widgets/ folder).
 
-The library never imports this package.
+The library never imports this package. Widgets load lazily, so ``import worldengine_lab.widgets`` is cheap.
 """
+from __future__ import annotations
 
-__all__: list[str] = []
+import importlib
+from typing import Any
+
+_LAZY = {
+    "ScenarioViewer": ".scenario_viewer",
+    "FailureBrowser": ".failure_browser",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
