@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     mine.add_argument("--json", action="store_true", help="print JSON (summaries, counts, top cases) instead")
     _add_workspace(mine)
 
+    # jobs ------------------------------------------------------------------------------------------------
+    from .jobs.cli import add_jobs_parser
+
+    add_jobs_parser(sub)
+
     # bench -----------------------------------------------------------------------------------------------
     from .bench import BENCHMARKS
 
@@ -281,6 +286,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _mine(args)
     if args.command == "train":
         return _train(args)
+    if args.command == "jobs":
+        from .jobs.cli import run_jobs_command
+
+        return run_jobs_command(args)
     if args.command == "bench":
         from .bench import run_benchmark
 

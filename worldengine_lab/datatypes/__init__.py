@@ -2,6 +2,7 @@
 from .agents import EGO_INDEX, AgentTracks, AgentType
 from .camera import CameraRig, cam_from_world
 from .gaussians import BACKGROUND_ID, GaussianScene
+from .job import DIAGNOSTIC_KIND, JOB_BACKENDS, JOB_KINDS, JobSpec
 from .map import MapData, Polylines, StopLineType
 from .rollout import EGO_STATE_FIELDS, Rollout
 from .scenario import Provenance, Route, Scenario, TrafficLights, TrafficLightStatus
@@ -14,6 +15,10 @@ __all__ = [
     "CameraRig",
     "cam_from_world",
     "GaussianScene",
+    "DIAGNOSTIC_KIND",
+    "JOB_BACKENDS",
+    "JOB_KINDS",
+    "JobSpec",
     "MapData",
     "Polylines",
     "StopLineType",

@@ -1,0 +1,288 @@
+"""The built-in job kinds of the loop, each a thin wrapper over one library call.
+
+Parameters come from ``JobSpec.params``; the job's ``seed`` seeds the call. Unknown parameter keys are an error.
+
+``pretrain`` → :func:`worldengine_lab.training.imitation.pretrain` in the job's run folder (which is its
+training run folder: ``config.json``, ``samples.pt``, ``metrics.jsonl``, ``last.pt``, ``model.pt``). Resuming
+continues from ``last.pt``. Params: ``split`` (default ``"pretrain"``), ``limit`` (first N scenarios),
+``config`` (overrides of :class:`~worldengine_lab.training.imitation.ImitationConfig` fields; ``seed``
+defaults to the job's).
+
+``mine`` → :func:`worldengine_lab.mining.pipeline.mine`. Params: ``planner`` (a ``load_planner`` spec or a
+checkpoint path), ``split``, ``modes``, ``agents`` (``log_replay`` | ``reactive``), ``tracking`` (``perfect``
+| ``lqr``), ``batch_size``, ``percentile``, ``limit``, ``description``. Mining is one call: a resumed
+``mine`` job runs it again (new run ids).
+
+``evaluate`` → :func:`worldengine_lab.mining.evaluate.evaluate_open_loop` /
+:func:`~worldengine_lab.mining.evaluate.evaluate_closed_loop` over shards of the split's scenario ids (on the
+``ray`` backend each shard runs on a Ray worker), then :func:`worldengine_lab.mining.store.save_eval_run` by
+this process. Each finished shard is kept under ``checkpoints/`` so a resumed job evaluates only the rest.
+Params: ``planner``, ``split``, ``modes`` (default both), ``agents``, ``tracking``, ``batch_size``,
+``limit``, ``num_shards`` (default: 1 per 64 scenarios, at least the job's CPUs), ``description``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ..artifacts import atomic_write_text
+from ..errors import WorkspaceError, WorldEngineLabError
+from .context import JobContext
+from .shards import split_shards
+
+__all__ = ["pretrain_job", "mine_job", "evaluate_job", "evaluate_shard", "PARAMS"]
+
+logger = logging.getLogger(__name__)
+
+_EVAL_KEYS = ("planner", "split", "modes", "agents", "tracking", "batch_size", "limit", "description")
+PARAMS: dict[str, tuple[str, ...]] = {
+    "pretrain": ("split", "limit", "config"),
+    "mine": _EVAL_KEYS + ("percentile",),
+    "evaluate": _EVAL_KEYS + ("num_shards",),
+}
+"""Accepted ``params`` keys per built-in kind."""
+
+
+def _check_params(kind: str, params: Mapping[str, Any], required: tuple[str, ...] = ()) -> None:
+    unknown = sorted(set(params) - set(PARAMS[kind]))
+    if unknown:
+        raise WorldEngineLabError(f"{kind} job params: unknown keys {unknown}; expected a subset of "
+                                  f"{list(PARAMS[kind])}")
+    missing = [k for k in required if params.get(k) in (None, "")]
+    if missing:
+        raise WorldEngineLabError(f"{kind} job params: expected {missing} (e.g. {{'planner': 'expert', 'split': "
+                                  f"'mine'}}), received {dict(params)}")
+
+
+def _ids(ctx: JobContext, split: str, limit: Any) -> list[str]:
+    ids = ctx.workspace.scenario_ids(split=split)
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise WorldEngineLabError(f"{ctx.spec.kind} job params['limit']: expected an int >= 1, received {limit!r}")
+        ids = ids[:limit]
+    if not ids:
+        raise WorkspaceError(f"{ctx.spec.kind} job: split {split!r} of workspace {ctx.workspace.root} holds no "
+                             f"scenarios; run `worldengine-lab demo` or import data and assign splits first")
+    return ids
+
+
+# -- pretrain -----------------------------------------------------------------------------------------------------
+class _MetricsFollower(threading.Thread):
+    """Copies new lines of a ``metrics.jsonl`` into the job's metrics and progress every ``every_s`` seconds.
+
+    Pre-training logs train lines (``train/*`` keys, ``epoch`` counted from 0) every 10 steps and one line at the
+    end of each epoch (validation keys, ``epoch`` counted from 1), which gives the steps per epoch and so the total.
+    """
+
+    def __init__(self, ctx: JobContext, path: Path, epochs: int, every_s: float = 1.0) -> None:
+        super().__init__(name=f"metrics-follower-{ctx.job_id}", daemon=True)
+        self.ctx, self.path, self.epochs, self.every_s = ctx, path, epochs, every_s
+        self.offset = 0
+        self.step = 0
+        self.total: int | None = None
+        self.stop_event = threading.Event()
+
+    def pump(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # only whole lines; a line being written waits for the next pump
+        if end == 0:
+            return
+        self.offset += end
+        for line in data[:end].decode("utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            self.step = step = int(rec.get("step", 0))
+            values = {k: v for k, v in rec.items() if k not in ("step", "time", "epoch")
+                      and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if values:
+                self.ctx.log_metrics(step, values)
+            epoch = rec.get("epoch")
+            if not isinstance(epoch, int):
+                continue
+            if any(k.startswith("train/") for k in rec):
+                self.ctx.progress(step, self.total, f"epoch {epoch + 1}/{self.epochs}")
+            elif epoch > 0:  # the end-of-epoch line
+                self.total = step // epoch * self.epochs
+                self.ctx.progress(step, self.total, f"epoch {epoch}/{self.epochs} done", force=True)
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.every_s):
+            try:
+                self.pump()
+            except Exception as exc:  # noqa: BLE001 - metrics copying is best effort while training runs
+                logger.warning("job %s: copying %s failed (%s)", self.ctx.job_id, self.path, exc)
+
+    def finish(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=5.0)
+        self.pump()
+
+
+def _imitation_config(overrides: Any, seed: int) -> Any:
+    from ..planners.features import FeatureConfig
+    from ..training.imitation import ImitationConfig
+
+    if not isinstance(overrides, dict):
+        raise WorldEngineLabError(f"pretrain job params['config']: expected a dict of ImitationConfig fields, "
+                                  f"received {type(overrides).__name__}")
+    names = {f.name for f in dataclasses.fields(ImitationConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise WorldEngineLabError(f"pretrain job params['config']: unknown ImitationConfig fields {unknown}; "
+                                  f"expected a subset of {sorted(names)}")
+    values = {"seed": seed, **overrides}
+    if "offsets_s" in values:
+        values["offsets_s"] = tuple(values["offsets_s"])
+    if isinstance(values.get("features"), dict):
+        values["features"] = FeatureConfig.from_dict(values["features"])
+    return ImitationConfig(**values)
+
+
+def pretrain_job(ctx: JobContext) -> dict[str, Any]:
+    """Imitation pre-training on a split (see the module docstring); returns checkpoint and metrics paths."""
+    from ..training.imitation import pretrain
+
+    p = ctx.params
+    _check_params("pretrain", p)
+    cfg = _imitation_config(p.get("config", {}), ctx.seed)
+    split = p.get("split", "pretrain")
+    ids = _ids(ctx, split, p.get("limit"))
+    scenarios = ctx.workspace.scenarios(ids=ids)
+    follower = _MetricsFollower(ctx, ctx.run_dir / "metrics.jsonl", cfg.epochs)
+    ctx.progress(0, None, f"building training states from {len(ids)} scenarios", force=True)
+    follower.start()
+    try:
+        path = pretrain(scenarios, ctx.run_dir, cfg, progress=False)
+    finally:
+        follower.finish()
+    return {"checkpoint": str(path), "run_dir": str(ctx.run_dir), "metrics_path": str(ctx.run_dir / "metrics.jsonl"),
+            "split": split, "num_scenarios": len(ids)}
+
+
+# -- evaluation settings shared by mine and evaluate --------------------------------------------------------------
+def _eval_settings(ctx: JobContext) -> dict[str, Any]:
+    p = ctx.params
+    modes = p.get("modes", ["open_loop", "closed_loop"])
+    modes = [modes] if isinstance(modes, str) else list(modes)
+    return {"planner": str(p["planner"]), "tracking": p.get("tracking", "perfect"),
+            "agents": p.get("agents", "log_replay"), "batch_size": int(p.get("batch_size", 32)), "modes": modes,
+            "seed": ctx.seed}
+
+
+def _eval_config(s: Mapping[str, Any]) -> Any:
+    from ..mining.evaluate import WE_CLOSED_LOOP, EvalConfig
+
+    return EvalConfig(sim=dataclasses.replace(WE_CLOSED_LOOP, agents=s["agents"], tracking=s["tracking"]),
+                      batch_size=s["batch_size"], seed=s["seed"])
+
+
+def mine_job(ctx: JobContext) -> dict[str, Any]:
+    """Evaluate a planner on a split and mine, cluster, rank and store its failures; returns the mining summary."""
+    from ..mining.pipeline import mine
+    from ..planners.registry import load_planner
+
+    p = ctx.params
+    _check_params("mine", p, required=("planner", "split"))
+    s = _eval_settings(ctx)
+    ids = _ids(ctx, p["split"], p.get("limit"))
+    ctx.progress(0, 1, f"mining {s['planner']} on {len(ids)} scenarios of {p['split']}", force=True)
+    planner = load_planner(s["planner"], tracking=s["tracking"])
+    result = mine(ctx.workspace, planner, scenarios=ctx.workspace.scenarios(ids=ids), split=p["split"],
+                  modes=s["modes"], config=_eval_config(s),
+                  percentile=float(p.get("percentile", 1.0)), description=p.get("description", ""))
+    for i, (mode, summary) in enumerate(result.summaries.items()):
+        ctx.log_metrics(i, {f"{mode}/pdms": float(summary["pdms"]),
+                            f"{mode}/success_rate_pct": float(summary["success_rate_pct"])})
+    ctx.progress(1, 1, f"{len(result.cases)} failure cases", force=True)
+    return result.to_dict()
+
+
+# -- evaluate -----------------------------------------------------------------------------------------------------
+def evaluate_shard(task: Mapping[str, Any]) -> pd.DataFrame:
+    """Evaluate one shard: ``task`` holds ``workspace``, ``ids``, ``mode`` and the :func:`_eval_settings` keys.
+
+    A module-level function, so Ray workers import it; it opens the workspace itself (read-only use).
+    """
+    from ..mining.evaluate import evaluate_closed_loop, evaluate_open_loop
+    from ..planners.registry import load_planner
+    from ..store.workspace import Workspace
+
+    ws = Workspace.open(task["workspace"], create=False)
+    try:
+        scenarios = list(ws.scenarios(ids=list(task["ids"])))
+        planner = load_planner(task["planner"], tracking=task["tracking"])
+        fn = evaluate_open_loop if task["mode"] == "open_loop" else evaluate_closed_loop
+        return fn(scenarios, planner, config=_eval_config(task))
+    finally:
+        ws.close()
+
+
+def evaluate_job(ctx: JobContext) -> dict[str, Any]:
+    """Sharded evaluation of a planner on a split, stored as one evaluation run per mode (see the module
+    docstring); returns run ids and summaries."""
+    from ..mining.evaluate import summarize
+    from ..mining.store import save_eval_run
+    from ..sim.rollout import _planner_id
+    from ..planners.registry import load_planner
+
+    p = ctx.params
+    _check_params("evaluate", p, required=("planner", "split"))
+    s = _eval_settings(ctx)
+    manifest = ctx.checkpoint_dir / "evaluate.json"
+    if manifest.exists():  # a resumed job evaluates exactly the set (and shards) of its first attempt
+        plan = json.loads(manifest.read_text())
+    else:
+        ids = _ids(ctx, p["split"], p.get("limit"))
+        n = p.get("num_shards") or max(int(ctx.spec.num_cpus), -(-len(ids) // 64))
+        plan = {"ids": ids, "shards": split_shards(ids, int(n))}
+        atomic_write_text(manifest, json.dumps(plan))
+    shards: list[list[str]] = plan["shards"]
+    pid = _planner_id(load_planner(s["planner"], tracking=s["tracking"]))
+    desc = p.get("description") or f"split={p['split']}, {len(plan['ids'])} scenarios"
+    total = len(shards) * len(s["modes"])
+    done = 0
+    run_ids: dict[str, str] = {}
+    summaries: dict[str, dict[str, float]] = {}
+    for m, mode in enumerate(s["modes"]):
+        files = [ctx.checkpoint_dir / f"{mode}-shard{i:04d}.parquet" for i in range(len(shards))]
+        todo = [i for i, f in enumerate(files) if not f.exists()]
+        done += len(shards) - len(todo)
+        ctx.progress(done, total, f"{mode}: {len(shards) - len(todo)}/{len(shards)} shards", force=True)
+
+        def keep(j: int, table: pd.DataFrame, mode: str = mode, todo: list[int] = todo,
+                 files: list[Path] = files) -> None:
+            nonlocal done
+            tmp = files[todo[j]].with_suffix(".tmp")
+            table.to_parquet(tmp, index=False)
+            tmp.replace(files[todo[j]])
+            done += 1
+            ctx.progress(done, total, f"{mode}: shard {todo[j] + 1}/{len(shards)} done")
+
+        tasks = [{**s, "workspace": str(ctx.workspace.root), "ids": shards[i], "mode": mode} for i in todo]
+        ctx.map_shards(evaluate_shard, tasks, on_result=keep)
+        table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        saved = ctx.checkpoint_dir / f"{mode}-run.json"  # a resumed job does not store a mode twice
+        if saved.exists():
+            run_ids[mode] = json.loads(saved.read_text())["run_id"]
+        else:
+            run_ids[mode] = save_eval_run(ctx.workspace, table, pid, mode, desc, {**s, "split": p["split"]},
+                                          seed=ctx.seed)
+            atomic_write_text(saved, json.dumps({"run_id": run_ids[mode]}))
+        summary = summarize(table)
+        summaries[mode] = {k: float(v) for k, v in summary.items()}
+        ctx.log_metrics(m, {f"{mode}/pdms": float(summary["pdms"]),
+                            f"{mode}/success_rate_pct": float(summary["success_rate_pct"])})
+    return {"planner_id": pid, "run_ids": run_ids, "summaries": summaries, "num_scenarios": len(plan["ids"]),
+            "num_shards": len(shards)}
