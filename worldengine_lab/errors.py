@@ -22,6 +22,7 @@ __all__ = [
     "WindowOutOfRangeError",
     "WorkspaceError",
     "ScenarioNotFoundError",
+    "InfeasibleEditError",
 ]
 
 
@@ -94,3 +95,10 @@ class ScenarioNotFoundError(WorkspaceError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class InfeasibleEditError(WorldEngineLabError, ValueError):
+    """A scenario edit (a variant op) cannot be made kinematically feasible or does not fit the scenario.
+
+    The message names the op, the parameter and the reason, and says what to change.
+    """

@@ -5,6 +5,7 @@ from .gaussians import BACKGROUND_ID, GaussianScene
 from .job import DIAGNOSTIC_KIND, JOB_BACKENDS, JOB_KINDS, JobSpec
 from .map import MapData, Polylines, StopLineType
 from .rollout import EGO_STATE_FIELDS, Rollout
+from .variant import Perturbation, Variant, canonical_ops_json, op_record, variant_hash8, variant_id
 from .scenario import Provenance, Route, Scenario, TrafficLights, TrafficLightStatus
 
 __all__ = [
@@ -29,4 +30,10 @@ __all__ = [
     "Scenario",
     "TrafficLights",
     "TrafficLightStatus",
+    "Perturbation",
+    "Variant",
+    "canonical_ops_json",
+    "op_record",
+    "variant_hash8",
+    "variant_id",
 ]
