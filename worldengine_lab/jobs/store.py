@@ -47,7 +47,7 @@ import pandas as pd
 from ..artifacts import code_version, current_user, utc_now_iso
 from ..datatypes.job import JobSpec
 from ..errors import WorkspaceError
-from ..store.schema import split_statements
+from ..store.schema import _V5_JOBS, split_statements
 from ..store.workspace import Workspace
 
 __all__ = [
@@ -66,57 +66,9 @@ ACTIVE_STATUSES: tuple[str, ...] = ("queued", "running")
 TERMINAL_STATUSES: tuple[str, ...] = ("succeeded", "failed", "cancelled")
 """Statuses of a finished job (``failed`` and ``cancelled`` jobs can be resumed)."""
 
-JOBS_DDL = """
-CREATE TABLE IF NOT EXISTS jobs (
-    job_id           TEXT PRIMARY KEY,            -- 'job-<UTC yyyymmddThhmmss>-<8 hex>' (JobSpec.job_id)
-    kind             TEXT NOT NULL,               -- 'pretrain' | 'posttrain' | 'mine' | 'evaluate' | ...
-    name             TEXT NOT NULL DEFAULT '',
-    spec_json        TEXT NOT NULL,               -- JobSpec.to_json()
-    status           TEXT NOT NULL DEFAULT 'queued'
-                     CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
-    entry_point      TEXT NOT NULL DEFAULT '',    -- 'module:function' the job process runs ('' = by kind)
-    pid              INTEGER,                     -- the job process (the Ray driver for backend 'ray')
-    pid_started_at   REAL,                        -- its start time, s since the epoch (guards against pid reuse)
-    host             TEXT NOT NULL DEFAULT '',    -- where pid lives
-    backend          TEXT NOT NULL DEFAULT 'local',  -- 'local' | 'ray'
-    run_dir          TEXT NOT NULL,               -- checkpoints, job.log; the same across resumes
-    attempt          INTEGER NOT NULL DEFAULT 0,  -- launches so far (1 + resumes)
-    created_at       TEXT NOT NULL,               -- UTC ISO-8601 (JobSpec.created_at)
-    started_at       TEXT,                        -- UTC ISO-8601, the latest attempt's start
-    heartbeat_at     TEXT,                        -- UTC ISO-8601, refreshed every few seconds while running
-    finished_at      TEXT,                        -- UTC ISO-8601
-    step             INTEGER,                     -- progress: steps done
-    total            INTEGER,                     -- progress: steps in all (NULL = unknown)
-    message          TEXT NOT NULL DEFAULT '',    -- progress in words
-    cancel_requested INTEGER NOT NULL DEFAULT 0,  -- 1 once someone asked the job to stop
-    error            TEXT,                        -- why it failed (or how it was cancelled)
-    result_json      TEXT,                        -- what the kind returned (paths, run ids, summaries)
-    code_version     TEXT NOT NULL,
-    user             TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);
-
-CREATE TABLE IF NOT EXISTS job_metrics (
-    job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
-    key    TEXT NOT NULL,                         -- namespaced: 'losses/policy', 'selftest/loss'
-    step   INTEGER NOT NULL,
-    value  REAL,                                  -- NULL = not finite
-    time   TEXT NOT NULL,                         -- UTC ISO-8601 of the write
-    PRIMARY KEY (job_id, key, step)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS job_events (
-    job_id  TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
-    time    TEXT NOT NULL,                        -- UTC ISO-8601
-    event   TEXT NOT NULL,                        -- 'launched' | 'started' | 'resumed' | 'cancel_requested' |
-                                                  -- 'succeeded' | 'failed' | 'cancelled' | 'orphaned' | ...
-    step    INTEGER,                              -- progress step at the time, if known
-    message TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, time);
-"""
-"""DDL of the jobs tables, ready to append to ``store.schema.MIGRATIONS`` as the next migration. It keeps
-``IF NOT EXISTS`` so that the migration also applies to workspaces where :func:`ensure_job_tables` made them."""
+JOBS_DDL = _V5_JOBS
+"""DDL of the jobs tables (migration 5 of :mod:`worldengine_lab.store.schema`); ``IF NOT EXISTS`` keeps workspaces
+where :func:`ensure_job_tables` made them valid."""
 
 JOB_TABLES: tuple[str, ...] = ("jobs", "job_metrics", "job_events")
 """Tables :data:`JOBS_DDL` creates."""

@@ -8,6 +8,11 @@ stays pandas-only.
 """
 import importlib
 from .clusters import CASE_COLUMNS, cluster_failures, rank_cases, window_now_s
+from .failure_filter import FailureFilter, FailureFilterError, FailureIndex
+from .failure_table import (
+    FAILURE_TABLE_COLUMNS, catalog_tags, failure_table, synthetic_failure_table, table_records,
+    write_synthetic_failures,
+)
 from .rules import COLUMN_ALIASES, mine_rare_cases, percentile_name, select_rl_frames
 from .store import (
     CASE_FIELDS, RESULT_FIELDS, eval_runs, load_eval_results, load_failure_cases, new_run_id, save_eval_run,
@@ -35,6 +40,15 @@ __all__ = [
     "score_rollout",
     "summarize",
     "CASE_COLUMNS",
+    "FAILURE_TABLE_COLUMNS",
+    "FailureFilter",
+    "FailureFilterError",
+    "FailureIndex",
+    "catalog_tags",
+    "failure_table",
+    "synthetic_failure_table",
+    "table_records",
+    "write_synthetic_failures",
     "CASE_FIELDS",
     "COLUMN_ALIASES",
     "FAILURE_COLUMNS",

@@ -11,6 +11,7 @@ _LAZY = {
     "bev_figure": ".bev", "bev_frames": ".bev", "top_k_candidates": ".bev", "box_corners": ".bev",
     "BEVFrames": ".bev", "TrackFrames": ".bev", "CandidateFrames": ".bev", "MAP_KINDS": ".bev",
     "TYPE_COLORS": ".bev", "LIGHT_COLORS": ".bev", "PANEL_COLORS": ".bev", "SUBSCORE_LABELS": ".bev",
+    "metric_scatter": ".scatter",
 }
 
 __all__ = sorted(_LAZY)

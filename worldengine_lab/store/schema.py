@@ -159,9 +159,120 @@ CREATE TABLE failure_cases (
 );
 """
 
+# Curation: tags stay in scenario_tags (migration 1). Notes and decisions keep plain id columns, like the results:
+# they may concern ids that were never catalogued (NAVSIM tokens, variants) and must outlive catalog edits.
+# Saved views hold filters as JSON data, never copies of rows.
+_V3_CURATION = """
+CREATE TABLE notes (
+    note_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    scenario_id TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    user        TEXT NOT NULL,
+    created_at  TEXT NOT NULL                  -- UTC ISO-8601
+);
+CREATE INDEX notes_scenario ON notes(scenario_id, note_id);
+
+CREATE TABLE saved_views (
+    name          TEXT PRIMARY KEY,            -- unique, chosen by the analyst
+    kind          TEXT NOT NULL,               -- what the filter applies to: 'failures' | 'scenarios'
+    filter_json   TEXT NOT NULL,               -- the filter as JSON data
+    sort_json     TEXT NOT NULL DEFAULT '[]',  -- [[column, 'asc' | 'desc'], ...]
+    columns_json  TEXT NOT NULL DEFAULT '[]',  -- columns shown, in order ([] = the viewer's default)
+    run_ids_json  TEXT NOT NULL DEFAULT '[]',  -- evaluation runs the view reads ([] = the latest run with cases)
+    description   TEXT NOT NULL DEFAULT '',
+    created_by    TEXT NOT NULL,
+    created_at    TEXT NOT NULL,               -- UTC ISO-8601
+    updated_by    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL                -- UTC ISO-8601
+) WITHOUT ROWID;
+
+CREATE TABLE decisions (
+    decision_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject_id  TEXT NOT NULL,                 -- the variant, scenario or case decided on
+    kind        TEXT NOT NULL,                 -- 'variant' | 'scenario' | 'failure_case' | ...
+    decision    TEXT NOT NULL CHECK (decision IN ('accept', 'reject', 'defer')),
+    note        TEXT NOT NULL DEFAULT '',
+    user        TEXT NOT NULL,
+    created_at  TEXT NOT NULL                  -- UTC ISO-8601; the latest row per (kind, subject_id) holds
+);
+CREATE INDEX decisions_subject ON decisions(kind, subject_id, decision_id);
+"""
+
+# Tables owned by variants/ and jobs/ (their modules read these constants); IF NOT EXISTS keeps workspaces whose
+# tables were created before these migrations existed valid.
+_V4_VARIANTS = """
+CREATE TABLE IF NOT EXISTS variants (
+    variant_id       TEXT PRIMARY KEY,           -- '<parent_id>~<hash8 of ops + seed>'
+    parent_id        TEXT NOT NULL,              -- the edited scenario (plain id: no foreign key, parents may be
+                                                 -- variants or ids never catalogued)
+    ops_json         TEXT NOT NULL,              -- canonical JSON list of op records [{"op": name, ...}, ...]
+    seed             INTEGER,                    -- sampler seed, NULL = none
+    objective        TEXT NOT NULL DEFAULT '',   -- why it was made, in words
+    code_version     TEXT NOT NULL,
+    created_at       TEXT NOT NULL,              -- UTC ISO-8601
+    user             TEXT NOT NULL,
+    scenario_path    TEXT NOT NULL,              -- edited scenario file, relative to the workspace root
+    scenario_sha256  TEXT NOT NULL               -- content hash of that file
+);
+CREATE INDEX IF NOT EXISTS variants_parent ON variants(parent_id, created_at);
+"""
+
+_V5_JOBS = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id           TEXT PRIMARY KEY,            -- 'job-<UTC yyyymmddThhmmss>-<8 hex>' (JobSpec.job_id)
+    kind             TEXT NOT NULL,               -- 'pretrain' | 'posttrain' | 'mine' | 'evaluate' | ...
+    name             TEXT NOT NULL DEFAULT '',
+    spec_json        TEXT NOT NULL,               -- JobSpec.to_json()
+    status           TEXT NOT NULL DEFAULT 'queued'
+                     CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    entry_point      TEXT NOT NULL DEFAULT '',    -- 'module:function' the job process runs ('' = by kind)
+    pid              INTEGER,                     -- the job process (the Ray driver for backend 'ray')
+    pid_started_at   REAL,                        -- its start time, s since the epoch (guards against pid reuse)
+    host             TEXT NOT NULL DEFAULT '',    -- where pid lives
+    backend          TEXT NOT NULL DEFAULT 'local',  -- 'local' | 'ray'
+    run_dir          TEXT NOT NULL,               -- checkpoints, job.log; the same across resumes
+    attempt          INTEGER NOT NULL DEFAULT 0,  -- launches so far (1 + resumes)
+    created_at       TEXT NOT NULL,               -- UTC ISO-8601 (JobSpec.created_at)
+    started_at       TEXT,                        -- UTC ISO-8601, the latest attempt's start
+    heartbeat_at     TEXT,                        -- UTC ISO-8601, refreshed every few seconds while running
+    finished_at      TEXT,                        -- UTC ISO-8601
+    step             INTEGER,                     -- progress: steps done
+    total            INTEGER,                     -- progress: steps in all (NULL = unknown)
+    message          TEXT NOT NULL DEFAULT '',    -- progress in words
+    cancel_requested INTEGER NOT NULL DEFAULT 0,  -- 1 once someone asked the job to stop
+    error            TEXT,                        -- why it failed (or how it was cancelled)
+    result_json      TEXT,                        -- what the kind returned (paths, run ids, summaries)
+    code_version     TEXT NOT NULL,
+    user             TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);
+
+CREATE TABLE IF NOT EXISTS job_metrics (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
+    key    TEXT NOT NULL,                         -- namespaced: 'losses/policy', 'selftest/loss'
+    step   INTEGER NOT NULL,
+    value  REAL,                                  -- NULL = not finite
+    time   TEXT NOT NULL,                         -- UTC ISO-8601 of the write
+    PRIMARY KEY (job_id, key, step)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS job_events (
+    job_id  TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
+    time    TEXT NOT NULL,                        -- UTC ISO-8601
+    event   TEXT NOT NULL,                        -- 'launched' | 'started' | 'resumed' | 'cancel_requested' |
+                                                  -- 'succeeded' | 'failed' | 'cancelled' | 'orphaned' | ...
+    step    INTEGER,                              -- progress step at the time, if known
+    message TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, time);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "scenario catalog: imports, scenarios, scenario_tags, splits", _V1_CATALOG),
     Migration(2, "evaluation: eval_runs, eval_results, failure_cases", _V2_EVALUATION),
+    Migration(3, "curation: notes, saved_views, decisions", _V3_CURATION),
+    Migration(4, "variants: edited scenarios with their lineage", _V4_VARIANTS),
+    Migration(5, "jobs: jobs, job_metrics, job_events", _V5_JOBS),
 )
 """Every schema step, oldest first."""
 

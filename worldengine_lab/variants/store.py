@@ -1,9 +1,8 @@
 """Variants in the workspace: one ``variants`` row per variant (its lineage) plus the edited scenario as an
 artifact file ``artifacts/variants/<sha of the id>.npz`` referenced by path and sha256.
 
-The table is schema migration 4 (:func:`variants_migration`). Until that migration is part of
-``store.schema.MIGRATIONS``, :func:`ensure_variants_table` creates the same table on first use; the DDL uses
-``IF NOT EXISTS`` so either order is safe.
+The table is schema migration 4 (:mod:`worldengine_lab.store.schema`); :func:`ensure_variants_table` also
+creates it in a workspace opened by older code (the DDL uses ``IF NOT EXISTS``).
 
 Saving is idempotent: a variant re-made from the same parent, ops and seed has the same id and is stored once.
 
@@ -31,7 +30,7 @@ import pandas as pd
 from ..artifacts import code_version, current_user, sha256_file, utc_now_iso
 from ..datatypes.variant import Variant
 from ..errors import CorruptFileError, WorkspaceError
-from ..store.schema import Migration, split_statements
+from ..store.schema import _V4_VARIANTS, Migration, split_statements
 from ..store.workspace import Workspace
 from .ops import op_from_dict
 from .scenario_io import load_scenario_file, scenario_to_bytes
@@ -47,23 +46,8 @@ VARIANTS_MIGRATION_VERSION = 4
 ARTIFACT_KIND = "variants"
 """Artifact folder of the variant scenario files."""
 
-VARIANTS_DDL = """
-CREATE TABLE IF NOT EXISTS variants (
-    variant_id       TEXT PRIMARY KEY,           -- '<parent_id>~<hash8 of ops + seed>'
-    parent_id        TEXT NOT NULL,              -- the edited scenario (plain id: no foreign key, parents may be
-                                                 -- variants or ids never catalogued)
-    ops_json         TEXT NOT NULL,              -- canonical JSON list of op records [{"op": name, ...}, ...]
-    seed             INTEGER,                    -- sampler seed, NULL = none
-    objective        TEXT NOT NULL DEFAULT '',   -- why it was made, in words
-    code_version     TEXT NOT NULL,
-    created_at       TEXT NOT NULL,              -- UTC ISO-8601
-    user             TEXT NOT NULL,
-    scenario_path    TEXT NOT NULL,              -- edited scenario file, relative to the workspace root
-    scenario_sha256  TEXT NOT NULL               -- content hash of that file
-);
-CREATE INDEX IF NOT EXISTS variants_parent ON variants(parent_id, created_at);
-"""
-"""DDL of the ``variants`` table (migration 4)."""
+VARIANTS_DDL = _V4_VARIANTS
+"""DDL of the ``variants`` table (migration 4 of :mod:`worldengine_lab.store.schema`)."""
 
 
 def variants_migration(version: int = VARIANTS_MIGRATION_VERSION) -> Migration:
