@@ -234,3 +234,13 @@ def test_index_choices_count_the_whole_table(table) -> None:
     assert menu["counts"]["tags"] == table["tags"].explode().dropna().value_counts().to_dict()
     assert menu["tags"] == sorted(menu["counts"]["tags"]) and "score" in menu["numeric_columns"]
     assert FailureIndex(table[["scenario_id"]]).choices()["failure_types"] == []
+
+
+def test_untagged_rows_get_empty_tag_lists():
+    import pandas as pd
+
+    from worldengine_lab.mining.failure_table import _split_tags
+
+    out = _split_tags(pd.Series([None, "a|b", None], dtype=object).str.replace("|", "\x1f"))
+    assert [list(v) for v in out] == [[], ["a", "b"], []]
+    assert [list(v) for v in _split_tags(pd.Series([None, None], dtype=object))] == [[], []]

@@ -81,7 +81,8 @@ def _split_tags(raw: pd.Series) -> pd.Series:
     out = np.empty(len(raw), dtype=object)
     have = raw.notna().to_numpy()
     out[have] = raw[have].astype(str).str.split(_TAG_SEP).to_numpy()
-    out[~have] = [[] for _ in range(int((~have).sum()))]
+    # a Python list of empty lists would be read as a [k, 0] array: build the k empty lists as an object array
+    out[~have] = np.frompyfunc(lambda _: [], 1, 1)(np.zeros(int((~have).sum())))
     return pd.Series(out, index=raw.index, dtype=object)
 
 
