@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from _browser import NOTEBOOKS, copy_notebook, error_outputs, open_and_run_all, open_in_voila
+from _browser import NOTEBOOKS, SCREENSHOTS, copy_notebook, error_outputs, open_and_run_all, open_in_voila
 
 QUICKSTART = "00_quickstart.ipynb"
 HAS_WIDGETS = "FailureBrowser(" in (NOTEBOOKS / QUICKSTART).read_text()
@@ -97,3 +97,9 @@ def test_quickstart_widgets(lab, page) -> None:
           return n !== before || (expected !== null && n === expected);
         }""", [count.element_handle(), count_before, labelled.group(1) if labelled else None],
                 f".wel-count stayed at {count_before} after filtering by {label!r}")
+    # Element screenshots of both widgets after the interaction (linked from the README).
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    failures.scroll_into_view_if_needed()
+    failures.screenshot(path=str(SCREENSHOTS / "failure_browser.png"), timeout=30_000)
+    viewer.scroll_into_view_if_needed()
+    viewer.screenshot(path=str(SCREENSHOTS / "scenario_viewer.png"), timeout=30_000)
