@@ -54,6 +54,7 @@ def test_console_script_runs() -> None:
 @pytest.mark.parametrize("name,keys", [
     ("score", {"candidates_per_s", "tracker_candidates_per_s", "scoring_candidates_per_s"}),
     ("sim", {"agent_steps_per_s", "episodes_per_s", "batch", "agents_per_scenario"}),
+    ("render", {"cpu_fps_320x180_100k", "cpu_fps_960x540_100k"}),
 ])
 def test_bench_prints_exactly_one_json_object(name: str, keys: set[str]) -> None:
     """Each benchmark runs in a fresh interpreter (this also guards against import cycles between packages)."""
