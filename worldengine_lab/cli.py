@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_jobs_parser(sub)
 
+    # report ----------------------------------------------------------------------------------------------
+    from .reports.cli import add_report_parser
+
+    add_report_parser(sub)
+
     # bench -----------------------------------------------------------------------------------------------
     from .bench import BENCHMARKS
 
@@ -290,6 +295,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .jobs.cli import run_jobs_command
 
         return run_jobs_command(args)
+    if args.command == "report":
+        from .reports.cli import run_report_command
+
+        return run_report_command(args)
     if args.command == "bench":
         from .bench import run_benchmark
 
