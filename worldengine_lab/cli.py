@@ -74,11 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workspace(stats)
 
     # demo ------------------------------------------------------------------------------------------------
-    demo = sub.add_parser("demo", help="run the main job on the embedded default",
-                          description="Generate the embedded world (if absent), import it through the nuPlan "
-                                      "reader and print the catalog summary.")
-    demo.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    demo = sub.add_parser("demo", help="run the World Engine loop on the embedded default",
+                          description="world -> pre-train -> mine -> scenes -> variants -> post-train -> evaluate "
+                                      "-> report (reports/evaluation.html). A second run reuses finished stages "
+                                      "(keyed by their settings).")
+    demo.add_argument("--seed", type=int, default=0, help="world and training seed (default 0)")
     demo.add_argument("--logs", type=int, default=None, help="number of logs (default: the demo dataset size)")
+    demo.add_argument("--until", default="report", help="stop after this stage (world, pretrain, mine, scenes, "
+                                                        "variants, posttrain, evaluate, report)")
+    demo.add_argument("--epochs", type=int, default=None, help="pre-training epochs (default 14)")
+    demo.add_argument("--iterations", type=int, default=None, help="post-training iterations (default 3)")
+    demo.add_argument("--report", default=None, help="HTML report path (default reports/evaluation.html)")
+    demo.add_argument("--max-scenarios", type=int, default=None,
+                      help="use at most this many scenarios per split (quick runs; default: all)")
     _add_workspace(demo)
 
     # train -----------------------------------------------------------------------------------------------
@@ -101,6 +109,36 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this time")
     pre.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     _add_workspace(pre)
+    post = tsub.add_parser(
+        "posttrain", help="RL post-training of a checkpoint on its mined failures (World Engine recipes)",
+        description="Select the data (mined failure scenarios, a sample of common ones, the failures' stored "
+                    "variants) and post-train the base checkpoint with a World Engine recipe; in the foreground "
+                    "with a progress bar, or as a detached background job. Re-running with the same --out "
+                    "resumes from its last.pt.",
+        epilog="example: worldengine-lab train posttrain --recipe rl_rare_rollouts --base workspace/runs/"
+               "pretrain-pretrain-seed0/model.pt --failures latest --iterations 4")
+    post.add_argument("--recipe", default="rl_rare_rollouts", metavar="NAME",
+                      help="a recipe of training.rl.RECIPES (default rl_rare_rollouts; rl_rare_rollouts_bwm is "
+                           "World Engine's full recipe; an unknown name lists them all)")
+    post.add_argument("--base", type=Path, required=True, metavar="CKPT",
+                      help="base checkpoint (model.pt of `train pretrain`)")
+    post.add_argument("--failures", default="latest", metavar="latest|RUN_ID|VIEW",
+                      help="which failures: the latest mining (default), an evaluation run id, or a saved view")
+    post.add_argument("--common-split", default="mine", help="split of the common (replay) scenarios (default mine)")
+    post.add_argument("--common-limit", type=int, default=256, metavar="N",
+                      help="at most N common scenarios, a seeded sample (default 256)")
+    post.add_argument("--out", type=Path, default=None,
+                      help="run folder (default <workspace>/runs/posttrain-<recipe>-seed<seed>; with --background "
+                           "the job's folder); re-running resumes")
+    post.add_argument("--iterations", type=int, default=4, help="collect-then-train iterations (default 4)")
+    post.add_argument("--finetune", choices=["lora", "full"], default="lora",
+                      help="LoRA adapters on the planning head (default) or all parameters")
+    post.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate (default 2e-4)")
+    post.add_argument("--max-minutes", type=float, default=None, help="stop after the iteration that passes this time")
+    post.add_argument("--seed", type=int, default=0, help="seed of the data sample and the run (default 0)")
+    post.add_argument("--background", action="store_true",
+                      help="launch a detached job, print its id and return (watch it with `worldengine-lab jobs`)")
+    _add_workspace(post)
 
     # mine ------------------------------------------------------------------------------------------------
     mine = sub.add_parser(
@@ -226,8 +264,50 @@ def _mine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_posttrain(args: argparse.Namespace) -> int:
+    """``worldengine-lab train posttrain``: training.posttrain_data + training.rl.posttrain in the foreground, or
+    one ``posttrain`` job (jobs.launch) with ``--background``."""
+    from .artifacts import resolve_workspace
+    from .store import Workspace
+
+    ws = Workspace.open(resolve_workspace(args.workspace))
+    base = args.base.expanduser().resolve()
+    if not base.is_file():
+        raise WorldEngineLabError(f"train posttrain --base: expected a checkpoint file (model.pt of `worldengine-lab "
+                                  f"train pretrain`), found nothing at {base}")
+    overrides = {"iterations": args.iterations, "finetune": args.finetune, "lr": args.lr,
+                 "max_minutes": args.max_minutes}
+    if args.background:
+        from .jobs import JobSpec, launch
+        from .jobs.kinds import register_loop_kinds
+
+        register_loop_kinds()
+        spec = JobSpec("posttrain", name=f"posttrain-{args.recipe}"[:128], workspace=str(ws.root), seed=args.seed,
+                       params={"base": str(base), "recipe": args.recipe, "failures": args.failures,
+                               "common_split": args.common_split, "common_limit": args.common_limit,
+                               "config": overrides})
+        job = launch(spec, run_dir=args.out)
+        print(job.job_id)
+        print(f"watch it: worldengine-lab jobs show {job.job_id} --workspace {ws.root}", file=sys.stderr)
+        return 0
+    from .jobs.kinds import posttrain_config
+    from .training.posttrain_data import posttrain_data
+    from .training.rl import RECIPES, posttrain
+
+    config = posttrain_config(overrides, args.recipe, args.seed)
+    recipe = RECIPES[config.recipe]
+    data = posttrain_data(ws, failures=args.failures, common_split=args.common_split, common_limit=args.common_limit,
+                          variants=recipe.variants or recipe.data == "variants", seed=args.seed)
+    out = args.out or Path(ws.root) / "runs" / f"posttrain-{args.recipe}-seed{args.seed}"
+    path = posttrain(data, base, out, config, progress=True)
+    print(f"checkpoint: {path}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     """``worldengine-lab train pretrain``: training.imitation.pretrain on a workspace split."""
+    if args.train_command == "posttrain":
+        return _train_posttrain(args)
     from .artifacts import resolve_workspace
     from .store import Workspace
     from .training.imitation import ImitationConfig, pretrain
@@ -285,7 +365,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
-        run_demo(workspace=args.workspace, seed=args.seed, num_logs=args.logs)
+        run_demo(workspace=args.workspace, seed=args.seed, num_logs=args.logs, until=args.until,
+                 epochs=args.epochs, iterations=args.iterations, report=args.report,
+                 max_scenarios=args.max_scenarios)
         return 0
     if args.command == "mine":
         return _mine(args)

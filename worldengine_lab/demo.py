@@ -86,35 +86,39 @@ def import_embedded_world(ws: Workspace, world: Any, stride_s: float = 1.0,
 
 
 def run_demo(workspace: str | Path | None = None, seed: int = 0, num_logs: int | None = None,
-             echo: bool = True) -> dict[str, Any]:
-    """Run the demo; returns a summary dict (and prints it when ``echo``)."""
-    t0 = time.perf_counter()
+             echo: bool = True, until: str = "report", epochs: int | None = None, iterations: int | None = None,
+             report: str | None = None, max_scenarios: int | None = None) -> dict[str, Any]:
+    """Run the World Engine loop (:func:`worldengine_lab.loop.run_loop`) up to ``until``; returns its results
+    and prints a line per stage, the catalog summary and the final results table when ``echo``."""
+    import dataclasses
+
+    from .loop import LoopConfig, run_loop
+
     ws = Workspace.open(resolve_workspace(workspace))
-    world = embedded_world(ws, seed=seed, num_logs=num_logs)
-    t_synth = time.perf_counter() - t0
-    summary = import_embedded_world(ws, world)
-    stats = ws.stats(source="synthetic")
-    result = {
-        "workspace": str(ws.root),
-        "dataset": str(world.root),
-        "num_logs": len(world.db_paths),
-        "synth_or_reuse_s": round(t_synth, 1),
-        "import_s": round(summary["seconds"], 1),
-        "catalog": stats,
-    }
+    cfg = LoopConfig(seed=seed, num_logs=num_logs)
+    overrides = {"pretrain_epochs": epochs, "posttrain_iterations": iterations, "report_path": report,
+                 "max_scenarios": max_scenarios}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    t0 = time.perf_counter()
+    results = run_loop(ws, cfg, progress=echo, echo=print if echo else None, until=until)
+    results["total_s"] = time.perf_counter() - t0
     if echo:
-        _print(result)
-    return result
+        w = results.get("world", {})
+        _print({"workspace": str(ws.root), "num_logs": w.get("num_logs"), "catalog": ws.stats(source="synthetic")})
+        if "table" in results:
+            print("\nWorld Engine results table (95 % bootstrap intervals; PDMS and success in %):")
+            print(results["table"])
+            print(f"\nreport: {results['report']['html']}")
+        print(f"total {results['total_s'] / 60:.1f} min")
+    return results
 
 
 def _print(result: dict[str, Any]) -> None:
     st = result["catalog"]
     lines = [
         "worldengine_lab demo — the embedded world",
-        f"  dataset    {result['dataset']} ({result['num_logs']} nuPlan logs; {result['synth_or_reuse_s']} s)",
         f"  workspace  {result['workspace']}",
-        f"  imported   {st['num_scenarios']} scenario windows from {st['num_logs']} logs "
-        f"through the nuPlan reader in {result['import_s']} s",
+        f"  imported   {st['num_scenarios']} scenario windows from {st['num_logs']} logs through the nuPlan reader",
         f"  duration   {st['total_duration_s'] / 3600:.2f} h of scenario windows",
         "  per map:   " + ", ".join(f"{k} {v}" for k, v in sorted(st["by_map"].items())),
         "  per split: " + ", ".join(f"{k} {v}" for k, v in sorted(st["by_split"].items())),
