@@ -10,6 +10,8 @@ from typing import Any
 _LAZY = {
     "ScenarioViewer": ".scenario_viewer",
     "FailureBrowser": ".failure_browser",
+    "JobLauncher": ".job_launcher",
+    "JobMonitor": ".job_monitor",
 }
 
 __all__ = sorted(_LAZY)

@@ -121,9 +121,9 @@ def test_orphans_are_found_by_pid_and_start_time(ws: Workspace) -> None:
 
 
 def test_pending_kinds_fail_clearly_and_write_nothing(ws: Workspace) -> None:
-    assert {"pretrain", "mine", "evaluate", "selftest"} <= set(available_kinds())
-    with pytest.raises(WorldEngineLabError, match="kind 'posttrain' is not available yet"):
-        launch(JobSpec("posttrain", workspace=str(ws.root)))
+    assert {"pretrain", "mine", "evaluate", "posttrain", "selftest"} <= set(available_kinds())
+    with pytest.raises(WorldEngineLabError, match="kind 'generate_variants' is not available yet"):
+        launch(JobSpec("generate_variants", workspace=str(ws.root)))
     with pytest.raises(WorldEngineLabError, match="Unknown job kind 'nonesuch'"):
         launch(JobSpec("nonesuch", workspace=str(ws.root)))
     assert len(jstore.list_job_rows(ws)) == 0

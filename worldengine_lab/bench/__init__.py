@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, str] = {
     "sim": "worldengine_lab.bench.sim:bench_sim_cli",
     "score": "worldengine_lab.bench.score:bench_score",
     "mine": "worldengine_lab.bench.mine:bench_mine",
+    "train": "worldengine_lab.bench.train:bench_train",
     "render": "worldengine_lab.bench.render:bench_render",
 }
 

@@ -13,6 +13,20 @@ checkpoint path), ``split``, ``modes``, ``agents`` (``log_replay`` | ``reactive`
 | ``lqr``), ``batch_size``, ``percentile``, ``limit``, ``description``. Mining is one call: a resumed
 ``mine`` job runs it again (new run ids).
 
+``posttrain`` → :func:`worldengine_lab.training.rl.posttrain` on the data
+:func:`worldengine_lab.training.posttrain_data.select_posttrain_data` chooses. Params: ``base`` (the base
+checkpoint, required; absolute or relative to the workspace folder), ``recipe`` (a key of
+:data:`~worldengine_lab.training.rl.RECIPES`, default ``"rl_rare_rollouts"``), ``failures`` (``"latest"``, an
+evaluation run id or a saved view name), ``common_split`` (default ``"mine"``), ``common_limit`` (default 256),
+``variants`` (load the failures' variants; default: when the recipe uses them), ``config`` (overrides of
+:class:`~worldengine_lab.training.rl.PostTrainConfig` fields; ``sim`` as a dict of
+:class:`~worldengine_lab.sim.SimConfig` fields; ``seed`` defaults to the job's). The chosen ids are kept in
+``checkpoints/posttrain_data.json`` and the training run folder is ``checkpoints/posttrain``, so a resumed job
+trains on the same data and continues from its ``last.pt`` (same step counter and curves). Progress counts
+finished iterations; every line of the run's ``metrics.jsonl`` is copied into the job's metrics. The kind is
+made available by :func:`register_loop_kinds` (``worldengine-lab train posttrain --background`` and the
+``JobLauncher`` widget call it; call it before ``jobs.launch(JobSpec("posttrain", ...))`` elsewhere).
+
 ``evaluate`` → :func:`worldengine_lab.mining.evaluate.evaluate_open_loop` /
 :func:`~worldengine_lab.mining.evaluate.evaluate_closed_loop` over shards of the split's scenario ids (on the
 ``ray`` backend each shard runs on a Ray worker), then :func:`worldengine_lab.mining.store.save_eval_run` by
@@ -34,9 +48,11 @@ import pandas as pd
 from ..artifacts import atomic_write_text
 from ..errors import WorkspaceError, WorldEngineLabError
 from .context import JobContext
+from .registry import register_kind
 from .shards import split_shards
 
-__all__ = ["pretrain_job", "mine_job", "evaluate_job", "evaluate_shard", "PARAMS"]
+__all__ = ["pretrain_job", "posttrain_job", "mine_job", "evaluate_job", "evaluate_shard", "PARAMS", "POSTTRAIN_ENTRY",
+           "register_loop_kinds", "posttrain_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +61,7 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "pretrain": ("split", "limit", "config"),
     "mine": _EVAL_KEYS + ("percentile",),
     "evaluate": _EVAL_KEYS + ("num_shards",),
+    "posttrain": ("base", "recipe", "failures", "common_split", "common_limit", "variants", "config"),
 }
 """Accepted ``params`` keys per built-in kind."""
 
@@ -87,8 +104,14 @@ class _MetricsFollower(threading.Thread):
         self.step = 0
         self.total: int | None = None
         self.stop_event = threading.Event()
+        self._lock = threading.Lock()
 
     def pump(self) -> None:
+        """Copy the whole lines written since the last call (safe to call from any thread)."""
+        with self._lock:
+            self._pump()
+
+    def _pump(self) -> None:
         if not self.path.exists():
             return
         with open(self.path, "rb") as f:
@@ -104,7 +127,7 @@ class _MetricsFollower(threading.Thread):
             except ValueError:
                 continue
             self.step = step = int(rec.get("step", 0))
-            values = {k: v for k, v in rec.items() if k not in ("step", "time", "epoch")
+            values = {k: v for k, v in rec.items() if k not in ("step", "time", "epoch", "iteration")
                       and isinstance(v, (int, float)) and not isinstance(v, bool)}
             if values:
                 self.ctx.log_metrics(step, values)
@@ -169,6 +192,154 @@ def pretrain_job(ctx: JobContext) -> dict[str, Any]:
         follower.finish()
     return {"checkpoint": str(path), "run_dir": str(ctx.run_dir), "metrics_path": str(ctx.run_dir / "metrics.jsonl"),
             "split": split, "num_scenarios": len(ids)}
+
+
+# -- posttrain ----------------------------------------------------------------------------------------------------
+POSTTRAIN_ENTRY = "worldengine_lab.jobs.kinds:posttrain_job"
+"""Where the ``posttrain`` kind's function lives (what the job records and its process imports)."""
+
+_DATA_MANIFEST = "posttrain_data.json"
+_RUN_FOLDER = "posttrain"
+
+
+def posttrain_config(overrides: Any, recipe: str | None, seed: int) -> Any:
+    """A :class:`~worldengine_lab.training.rl.PostTrainConfig` from JSON ``overrides`` of its fields (``sim`` as a
+    dict of :class:`~worldengine_lab.sim.SimConfig` fields applied to the default's), the ``recipe`` param and
+    the job's ``seed`` (the default of ``seed``).
+
+    Raises:
+        WorldEngineLabError: unknown fields, a ``recipe`` that disagrees with ``overrides["recipe"]``, or
+            values PostTrainConfig rejects.
+    """
+    from ..training.rl import PostTrainConfig
+
+    where = "posttrain job params['config']"
+    if not isinstance(overrides, dict):
+        raise WorldEngineLabError(f"{where}: expected a dict of PostTrainConfig fields, received "
+                                  f"{type(overrides).__name__}")
+    names = {f.name for f in dataclasses.fields(PostTrainConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise WorldEngineLabError(f"{where}: unknown PostTrainConfig fields {unknown}; expected a subset of "
+                                  f"{sorted(names)}")
+    values = {"seed": seed, **overrides}
+    if recipe is not None:
+        if "recipe" in overrides and overrides["recipe"] != recipe:
+            raise WorldEngineLabError(f"posttrain job params: 'recipe' is {recipe!r} and params['config']['recipe'] "
+                                      f"is {overrides['recipe']!r}; expected one recipe, give it once")
+        values["recipe"] = recipe
+    if "log_offsets_s" in values:
+        values["log_offsets_s"] = tuple(float(x) for x in values["log_offsets_s"])
+    sim = values.get("sim")
+    if isinstance(sim, dict):
+        sim_names = {f.name for f in dataclasses.fields(PostTrainConfig.sim)} - {"dtype", "idm", "tracker"}
+        bad = sorted(set(sim) - sim_names)
+        if bad:
+            raise WorldEngineLabError(f"{where}['sim']: unknown or non-JSON SimConfig fields {bad}; expected a "
+                                      f"subset of {sorted(sim_names)}")
+        sim = dict(sim)
+        if "reactive_types" in sim:
+            sim["reactive_types"] = tuple(int(x) for x in sim["reactive_types"])
+        values["sim"] = dataclasses.replace(PostTrainConfig.sim, **sim)
+    try:
+        cfg = PostTrainConfig(**values)
+        cfg.validate()
+    except TypeError as exc:
+        raise WorldEngineLabError(f"{where}: could not build PostTrainConfig ({exc}); expected JSON values of its "
+                                  f"fields") from exc
+    return cfg
+
+
+def _base_checkpoint(ctx: JobContext, base: Any) -> Path:
+    if not isinstance(base, str) or not base:
+        raise WorldEngineLabError(f"posttrain job params['base']: expected the path of a base checkpoint (model.pt "
+                                  f"of a pretrain run), received {base!r}")
+    path = Path(base)
+    if not path.is_absolute():
+        path = ctx.workspace.root / path
+    if not path.is_file():
+        raise WorkspaceError(f"posttrain job params['base']: no checkpoint at {path} (expected a model.pt file); "
+                             f"train one with `worldengine-lab train pretrain` and pass its path")
+    return path
+
+
+def _finished_iterations(run: Path) -> int:
+    """Iterations the run folder's ``last.pt`` records (0 when there is none)."""
+    from ..tensor_files import load_tensors
+
+    last = run / "last.pt"
+    if not last.exists():
+        return 0
+    return int(load_tensors(last, "post-training state", "delete it to restart the run")["iteration"])
+
+
+def posttrain_job(ctx: JobContext) -> dict[str, Any]:
+    """RL post-training of a base checkpoint on mined failures (see the module docstring); returns the
+    checkpoint, run folder, data summary and the last logged values."""
+    from ..training.posttrain_data import PostTrainSelection, select_posttrain_data
+    from ..training.rl import RECIPES, posttrain
+
+    p = ctx.params
+    _check_params("posttrain", p, required=("base",))
+    cfg = posttrain_config(p.get("config", {}), p.get("recipe"), ctx.seed)
+    base = _base_checkpoint(ctx, p.get("base"))
+    recipe = RECIPES[cfg.recipe]
+    manifest = ctx.checkpoint_dir / _DATA_MANIFEST
+    if manifest.exists():  # a resumed job trains on exactly the data of its first attempt
+        selection = PostTrainSelection.from_dict(json.loads(manifest.read_text()))
+    else:
+        want_variants = p.get("variants")
+        if want_variants is None:
+            want_variants = recipe.variants or recipe.data == "variants"
+        limit = p.get("common_limit", 256)
+        selection = select_posttrain_data(ctx.workspace, failures=str(p.get("failures", "latest")),
+                                          common_split=p.get("common_split", "mine"),
+                                          common_limit=None if limit is None else int(limit),
+                                          variants=bool(want_variants), seed=ctx.seed)
+        atomic_write_text(manifest, json.dumps(selection.to_dict()))
+    ctx.event("posttrain_data", selection.summary())
+    data = selection.load(ctx.workspace)
+    run = ctx.checkpoint_dir / _RUN_FOLDER
+    done = _finished_iterations(run)
+    ctx.progress(done, cfg.iterations, f"{cfg.recipe}: {'resuming after' if done else 'starting'} iteration "
+                 f"{done}/{cfg.iterations} on {selection.summary()}", force=True)
+    follower = _MetricsFollower(ctx, run / "metrics.jsonl", epochs=0)
+    last: dict[str, float] = {}
+
+    def on_iteration(finished: int, values: dict[str, float]) -> None:
+        follower.pump()
+        last.clear()
+        last.update(values)
+        reward = values.get("states/reward_of_selected")
+        shown = "" if reward is None else f", reward of selected {reward:.3f}"
+        ctx.progress(finished, cfg.iterations, f"iteration {finished}/{cfg.iterations} done{shown}", force=True)
+        ctx.check_cancelled()  # last.pt is written: a safe point to stop
+
+    follower.start()
+    try:
+        path = posttrain(data, base, run, cfg, progress=False, on_iteration=on_iteration)
+    finally:
+        follower.finish()
+    finished = _finished_iterations(run)
+    ctx.progress(max(finished, done), max(finished, done), f"finished: {path.name}", force=True)
+    return {"checkpoint": str(path), "run_dir": str(run), "metrics_path": str(run / "metrics.jsonl"),
+            "recipe": cfg.recipe, "base_checkpoint": str(base), "iterations": finished,
+            "data": selection.to_dict() | {"summary": selection.summary()},
+            "num_rare": len(selection.rare_ids), "num_common": len(selection.common_ids),
+            "num_variants": len(selection.variant_ids), "last_values": last}
+
+
+def register_loop_kinds() -> list[str]:
+    """Register the loop's kinds that live in this module and are not built into the registry (``posttrain``);
+    idempotent. Returns the names registered.
+
+    Examples:
+        >>> from worldengine_lab.jobs import available_kinds
+        >>> register_loop_kinds(), "posttrain" in available_kinds()
+        (['posttrain'], True)
+    """
+    register_kind("posttrain", POSTTRAIN_ENTRY)
+    return ["posttrain"]
 
 
 # -- evaluation settings shared by mine and evaluate --------------------------------------------------------------

@@ -38,11 +38,11 @@ _KINDS: dict[str, str | KindFn] = {
     "pretrain": "worldengine_lab.jobs.kinds:pretrain_job",
     "mine": "worldengine_lab.jobs.kinds:mine_job",
     "evaluate": "worldengine_lab.jobs.kinds:evaluate_job",
+    "posttrain": "worldengine_lab.jobs.kinds:posttrain_job",
     "selftest": "worldengine_lab.jobs.selftest:selftest_job",
 }
 
 PENDING_KINDS: dict[str, str] = {
-    "posttrain": "RL post-training registers it from its training module (worldengine_lab.training)",
     "generate_variants": "variant generation registers it from worldengine_lab.variants",
 }
 """Kinds of the loop whose packages register them; asking for one before that raises a clear error."""

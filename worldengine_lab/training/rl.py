@@ -35,7 +35,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Sequence
+from typing import Any, Callable, Literal, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -364,13 +364,30 @@ def _model(base: Path, cfg: PostTrainConfig) -> tuple[VocabularyScorer, Vocabula
     return model, frozen, LearnedPlanner(model, vocab, feature_config), params
 
 
+class _IterationLogger(_Logger):
+    """``metrics.jsonl`` writer that also keeps the latest value of every key logged in the current iteration."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(run_dir)
+        self.latest: dict[str, float] = {}
+
+    def log(self, step: int, values: dict[str, float], **extra: Any) -> None:
+        self.latest.update(values)
+        super().log(step, values, **extra)
+
+
 def posttrain(data: PostTrainData, base_checkpoint: str | os.PathLike[str], run_dir: str | os.PathLike[str],
-              config: PostTrainConfig = PostTrainConfig(), progress: bool = True) -> Path:
+              config: PostTrainConfig = PostTrainConfig(), progress: bool = True,
+              on_iteration: Callable[[int, dict[str, float]], None] | None = None) -> Path:
     """Post-train the planner of ``base_checkpoint`` with ``config.recipe``; returns ``model.pt`` in ``run_dir``.
 
     Re-running with the same ``run_dir`` resumes after the last finished iteration (same config required) and
     returns at once when the run had finished. Metrics go to ``metrics.jsonl`` (``train/*`` per step,
     ``rollout/*`` and ``states/*`` per iteration).
+
+    ``on_iteration(done, values)``, when given, runs after each finished iteration (its ``last.pt`` written) with
+    the number of finished iterations and the latest value of every key logged in that iteration (plus
+    ``step``, the optimiser steps so far); an exception it raises stops the run there (resumable).
 
     Raises:
         WorkspaceError: ``run_dir`` holds a run with another config or base checkpoint.
@@ -409,7 +426,7 @@ def posttrain(data: PostTrainData, base_checkpoint: str | os.PathLike[str], run_
     primary = {"rare": list(data.rare) + (list(data.variants) if recipe.variants else []),
                "common": list(data.common), "variants": list(data.variants)}[recipe.data]
     synthetic_ids = {s.scenario_id for s in data.variants}
-    log = _Logger(run)
+    log = _IterationLogger(run)
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
@@ -489,6 +506,9 @@ def posttrain(data: PostTrainData, base_checkpoint: str | os.PathLike[str], run_
             save_tensors(last, {"model": model.state_dict(), "optimizer": opt.state_dict(), "iteration": it + 1,
                                 "step": step})
             bar.update(1)
+            if on_iteration is not None:
+                on_iteration(it + 1, {**log.latest, "step": float(step)})
+            log.latest = {}
             if cfg.max_minutes is not None and time.perf_counter() - t_start > 60.0 * cfg.max_minutes:
                 logger.warning("posttrain: stopping after iteration %d: the %.1f-minute budget is spent", it + 1,
                                cfg.max_minutes)
