@@ -9,6 +9,7 @@ from typing import Any
 
 _LAZY = {
     "ScenarioViewer": ".scenario_viewer",
+    "SplatPreview": ".splat_preview",
     "FailureBrowser": ".failure_browser",
     "JobLauncher": ".job_launcher",
     "JobMonitor": ".job_monitor",

@@ -11,8 +11,12 @@ from typing import Any
 # the datatypes at module level; torch is imported inside the call).
 from .render import RenderResult, render
 
-# public name -> submodule that defines it
+# public name -> submodule that defines it (the fitting function is exported as ``fit_gaussians``: ``fit`` is the
+# submodule's name)
 _LAZY: dict[str, str] = {
+    "FitConfig": "fit", "FitResult": "fit", "ssim": "fit", "psnr": "fit", "render_views": "fit", "views_of": "fit",
+    "params_from_points": "fit", "params_from_scene": "fit", "params_to_scene": "fit", "scene_scale_of": "fit",
+    "fit_demo": "fit_demo", "FitDemoResult": "fit_demo",
     "rasterize": "render_torch",
     "available_backends": "backends",
     "resolve_backend": "backends",
@@ -54,10 +58,14 @@ _LAZY: dict[str, str] = {
     "default_rig": "rigs",
 }
 
-__all__ = sorted([*_LAZY, "render", "RenderResult"])
+__all__ = sorted([*_LAZY, "render", "RenderResult", "fit_gaussians"])
 
 
 def __getattr__(name: str) -> Any:
+    if name == "fit_gaussians":
+        value = importlib.import_module(".fit", __name__).fit
+        globals()[name] = value
+        return value
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
