@@ -27,7 +27,7 @@ def test_demo_runs_the_whole_loop_on_a_tiny_world(tmp_path: Path, capsys) -> Non
     ws = tmp_path / "ws"
     report = tmp_path / "evaluation.html"
     args = ["demo", "--workspace", str(ws), "--logs", "4", "--seed", "1", "--epochs", "1", "--iterations", "1",
-            "--max-scenarios", "12", "--report", str(report)]
+            "--max-scenarios", "8", "--report", str(report)]
     assert main(args) == 0
     out = capsys.readouterr().out
     for stage in ("world", "pretrain", "mine", "scenes", "variants", "posttrain", "evaluate", "report"):

@@ -12,7 +12,6 @@ import pytest
 from _browser import NOTEBOOKS, SCREENSHOTS, copy_notebook, error_outputs, open_and_run_all, open_in_voila
 
 QUICKSTART = "00_quickstart.ipynb"
-HAS_WIDGETS = "FailureBrowser(" in (NOTEBOOKS / QUICKSTART).read_text()
 
 try:
     from playwright.sync_api import expect
@@ -22,16 +21,6 @@ except ImportError:  # the tests are skipped (see conftest.py); the module must 
 pytestmark = pytest.mark.browser
 
 UI_TIMEOUT_MS = 30_000  # for the page to react once the kernel is idle (widgets render, traits sync)
-
-
-def test_quickstart_runs_in_lab(lab, page) -> None:
-    state = open_and_run_all(page, lab, QUICKSTART)
-
-    assert state["errors"] == [], f"cells raised: {state['errors']}"
-    assert state["numExecuted"] == state["numCode"] > 0
-    panel = page.locator(".jp-NotebookPanel:visible")
-    assert error_outputs(page, ".jp-NotebookPanel:visible") == []
-    expect(panel.locator(".jp-OutputArea-output").first).to_be_visible()
 
 
 def test_quickstart_renders_in_voila(page, voila, tmp_path: Path) -> None:
@@ -57,10 +46,12 @@ def _wait_until(page, predicate_js: str, arg, failure: str) -> None:
 _CANVAS_PIXELS_JS = "el => Array.from(el.querySelectorAll('canvas')).map(c => c.toDataURL()).join('|')"
 
 
-@pytest.mark.skipif(not HAS_WIDGETS, reason="quickstart has no widgets yet")
 def test_quickstart_widgets(lab, page) -> None:
+    """Run the whole quickstart in JupyterLab (no cell raises, no error output), then drive both widgets."""
     state = open_and_run_all(page, lab, QUICKSTART)
     assert state["errors"] == [], f"cells raised: {state['errors']}"
+    assert state["numExecuted"] == state["numCode"] > 0
+    assert error_outputs(page, ".jp-NotebookPanel:visible") == []
     panel = page.locator(".jp-NotebookPanel:visible")
     viewer = panel.locator(".wel-scenario-viewer").first
     failures = panel.locator(".wel-failure-browser").first

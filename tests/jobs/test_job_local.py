@@ -69,7 +69,10 @@ def test_sigkill_then_resume_continues_the_step_counter_and_curve(ws: Workspace,
     assert lost["error"].startswith(f"process {pid} exited without reporting (killed?)")
     assert "orphaned" in job.events()["event"].tolist()
     checkpoint = json.loads((job.run_dir / "checkpoints" / "selftest.json").read_text())["step"]
-    assert checkpoint % 5 == 0 and 10 <= checkpoint <= lost["step"]
+    logged = job.metrics()
+    last_logged = int(logged.loc[logged["key"] == "selftest/loss", "step"].max())
+    # metrics are committed before each checkpoint; the progress row is rate-limited and may lag both
+    assert checkpoint % 5 == 0 and 10 <= checkpoint <= last_logged
 
     t0 = time.monotonic()
     job.resume()

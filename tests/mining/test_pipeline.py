@@ -205,7 +205,7 @@ def test_cli_mine_on_a_handmade_workspace(handmade: Workspace, capsys) -> None:
 
 def test_cli_mine_expert_on_the_embedded_world(tmp_path, capsys) -> None:
     ws = str(tmp_path / "ws")
-    assert main(["demo", "--workspace", ws, "--logs", "1", "--seed", "1"]) == 0
+    assert main(["demo", "--workspace", ws, "--logs", "1", "--seed", "1", "--until", "world"]) == 0
     split = next(iter(Workspace.open(ws).stats()["by_split"]))
     capsys.readouterr()
     assert main(["mine", "--planner", "expert", "--split", split, "--modes", "closed_loop", "--limit", "1",
