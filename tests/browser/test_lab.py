@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from _browser import NOTEBOOKS, SCREENSHOTS, copy_notebook, error_outputs, open_and_run_all, open_in_voila
+from _browser import SCREENSHOTS, copy_notebook, error_outputs, open_and_run_all, open_in_voila
 
 QUICKSTART = "00_quickstart.ipynb"
 
@@ -29,9 +29,8 @@ def test_quickstart_renders_in_voila(page, voila, tmp_path: Path) -> None:
 
     assert page.locator("#rendered_cells .jp-OutputArea-output").count() > 0
     assert error_outputs(page) == []
-    if HAS_WIDGETS:
-        expect(page.locator(".wel-failure-browser").first).to_be_visible(timeout=UI_TIMEOUT_MS)
-        expect(page.locator(".wel-scenario-viewer").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(page.locator(".wel-failure-browser").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(page.locator(".wel-scenario-viewer").first).to_be_visible(timeout=UI_TIMEOUT_MS)
 
 
 def _wait_until(page, predicate_js: str, arg, failure: str) -> None:
