@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_jobs_parser(sub)
 
+    # variants --------------------------------------------------------------------------------------------
+    _add_variants_parser(sub)
+
     # report ----------------------------------------------------------------------------------------------
     from .reports.cli import add_report_parser
 
@@ -185,6 +188,77 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
     bench.add_argument("--quick", action="store_true", help="smaller sizes (for smoke tests)")
     return parser
+
+
+def _add_variants_parser(sub: argparse._SubParsersAction) -> None:
+    """``variants generate`` and ``variants train-bwm`` (library: worldengine_lab.variants.generate / .bwm_train)."""
+    var = sub.add_parser("variants", help="generate harder variants of mined failures; train the behaviour model",
+                         description="Variants of mined failures (behaviour world model under adversarial guidance, "
+                                     "or parametric edits), checked for validity and expert solvability, stored "
+                                     "with lineage.")
+    vsub = var.add_subparsers(dest="variants_command", metavar="ACTION", required=True)
+    gen = vsub.add_parser("generate", help="make, check and store K variants per failure case",
+                          description="For each failure case of an evaluation run: K variants, checked (valid, "
+                                      "expert-solvable in closed loop, critical), the valid and solvable ones stored "
+                                      "with lineage. The same request gives the same variant ids.",
+                          epilog="example: worldengine-lab variants generate --failures latest --per-failure 4")
+    gen.add_argument("--failures", default="latest", metavar="RUN_ID", help="evaluation run id or 'latest'")
+    gen.add_argument("--per-failure", type=int, default=4, metavar="K", help="variants per case and method (4)")
+    gen.add_argument("--seed", type=int, default=0, help="request seed (default 0)")
+    gen.add_argument("--method", choices=["bwm", "parametric", "both"], default="bwm", help="generator (bwm)")
+    gen.add_argument("--checkpoint", type=Path, default=None,
+                     help="behaviour world model (default <workspace>/models/bwm/bwm.pt)")
+    gen.add_argument("--planner", default=None, metavar="SPEC", help="base planner for criticality (expert)")
+    gen.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N failure cases")
+    gen.add_argument("--keep-all", action="store_true", help="store invalid and unsolvable variants too")
+    gen.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_workspace(gen)
+    tr = vsub.add_parser("train-bwm", help="train the behaviour world model on a split",
+                         description="Train the trajectory diffusion model of non-ego agents (per-agent noise "
+                                     "levels) on a catalog split and write its checkpoint.",
+                         epilog="example: worldengine-lab variants train-bwm --split pretrain --max-minutes 9")
+    tr.add_argument("--split", default="pretrain", help="catalog split to learn from (default pretrain)")
+    tr.add_argument("--epochs", type=int, default=None, help="passes over the split (default 40)")
+    tr.add_argument("--max-minutes", type=float, default=9.0, help="stop after this wall-clock budget (9)")
+    tr.add_argument("--out", type=Path, default=None, help="checkpoint (default <workspace>/models/bwm/bwm.pt)")
+    tr.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    _add_workspace(tr)
+
+
+def _variants(args: argparse.Namespace) -> int:
+    """``worldengine-lab variants generate | train-bwm``."""
+    from .artifacts import resolve_workspace
+    from .store import Workspace
+    from .variants.generate import GenerateConfig, default_checkpoint, generate_variants
+
+    ws = Workspace.open(resolve_workspace(args.workspace))
+    if args.variants_command == "train-bwm":
+        from dataclasses import replace
+
+        from .variants.bwm_train import BWMTrainConfig, train_bwm
+
+        scenarios = list(ws.scenarios(split=args.split))
+        if not scenarios:
+            raise WorldEngineLabError(f"variants train-bwm --split {args.split!r}: no scenarios in that split of "
+                                      f"{ws.root}; run `worldengine-lab demo` or import data first")
+        cfg = replace(BWMTrainConfig(), max_minutes=args.max_minutes, seed=args.seed,
+                      **({"epochs": args.epochs} if args.epochs else {}))
+        res = train_bwm(scenarios, cfg, out=args.out or default_checkpoint(ws), progress=True)
+        print(f"checkpoint: {res.checkpoint} (model {res.model_hash}; {res.num_steps} steps in {res.seconds:.0f} s, "
+              f"final loss {res.epoch_losses[-1]:.4f})")
+        return 0
+    if args.per_failure < 1:
+        raise WorldEngineLabError(f"variants generate --per-failure: expected >= 1, received {args.per_failure}")
+    base = None
+    if args.planner:
+        from .planners.registry import load_planner
+
+        base = load_planner(args.planner)
+    res = generate_variants(ws, args.failures, GenerateConfig(per_failure=args.per_failure, seed=args.seed,
+                                                              method=args.method, keep_all=args.keep_all),
+                            checkpoint=args.checkpoint, base=base, limit=args.limit)
+    print(json.dumps(res.summary(), indent=2, default=str) if args.json else res.report())
+    return 0
 
 
 def _configure_logging(verbose: int) -> None:
@@ -377,6 +451,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .jobs.cli import run_jobs_command
 
         return run_jobs_command(args)
+    if args.command == "variants":
+        return _variants(args)
     if args.command == "report":
         from .reports.cli import run_report_command
 

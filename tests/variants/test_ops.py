@@ -6,9 +6,9 @@ import pytest
 
 from worldengine_lab.datatypes import AgentType, TrafficLightStatus
 from worldengine_lab.errors import InfeasibleEditError
-from worldengine_lab.variants import (OPS, CutIn, FeasibilityConfig, HardBrake, InsertAgent, LateralOffset,
-                                      PedestrianDartOut, RedLightRun, RemoveAgent, SpeedScale, Stall, TimeShift,
-                                      check_kinematics, make_variant, op_from_dict)
+from worldengine_lab.variants import (OPS, BWMSample, CutIn, FeasibilityConfig, HardBrake, InsertAgent,
+                                      LateralOffset, PedestrianDartOut, RedLightRun, RemoveAgent, SpeedScale, Stall,
+                                      TimeShift, check_kinematics, make_variant, op_from_dict)
 
 from _variant_scenes import DT, T, T0, straight_road, with_agents
 
@@ -37,12 +37,12 @@ def assert_feasible(s):
 
 def test_registry_has_every_op_and_records_round_trip():
     assert set(OPS) == {"cut_in", "hard_brake", "pedestrian_dart_out", "red_light_run", "stall", "time_shift",
-                        "speed_scale", "lateral_offset", "insert_agent", "remove_agent"}
+                        "speed_scale", "lateral_offset", "insert_agent", "remove_agent", "bwm_sample"}
     examples = [CutIn(gap_m=5, duration_s=2), HardBrake(lead="veh1", decel_mps2=4), PedestrianDartOut(spawn=(20, -3)),
                 RedLightRun(onset_s=3), Stall(agent="veh1", at_s=2), TimeShift(agent="veh1", shift_s=-1),
                 SpeedScale(agent="veh1", factor=1.5), LateralOffset(agent="veh1", offset_m=0.5),
                 InsertAgent(agent_type="pedestrian", path=[[1, 2], [3, 4]], speed_mps=1),
-                RemoveAgent(agent="veh1")]
+                RemoveAgent(agent="veh1"), BWMSample(checkpoint="0123456789abcdef", agents=("veh1",))]
     assert {type(o).name for o in examples} == set(OPS)
     for op in examples:
         rec = op.to_dict()

@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "mine": "worldengine_lab.bench.mine:bench_mine",
     "train": "worldengine_lab.bench.train:bench_train",
     "render": "worldengine_lab.bench.render:bench_render",
+    "variants": "worldengine_lab.bench.variants:bench_variants",
 }
 
 
