@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--report", default=None, help="HTML report path (default reports/evaluation.html)")
     demo.add_argument("--max-scenarios", type=int, default=None,
                       help="use at most this many scenarios per split (quick runs; default: all)")
+    demo.add_argument("--compare", nargs="*", default=None, metavar="RECIPE",
+                      help="further rows of World Engine's table to post-train and evaluate from the same base: "
+                           "sft_rare rl_common rl_rare rl_rare_rollouts (default: none; base and the full "
+                           "recipe always run)")
+    demo.add_argument("--variants-method", default=None, choices=("parametric", "bwm", "both"),
+                      help="how failures are varied (default parametric; bwm/both need a behaviour world model "
+                           "from `worldengine-lab variants train-bwm`)")
     _add_workspace(demo)
 
     # train -----------------------------------------------------------------------------------------------
@@ -441,7 +448,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         run_demo(workspace=args.workspace, seed=args.seed, num_logs=args.logs, until=args.until,
                  epochs=args.epochs, iterations=args.iterations, report=args.report,
-                 max_scenarios=args.max_scenarios)
+                 max_scenarios=args.max_scenarios, compare=args.compare, variants_method=args.variants_method)
         return 0
     if args.command == "mine":
         return _mine(args)

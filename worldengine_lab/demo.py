@@ -1,8 +1,9 @@
 """The main job on the embedded default (``make demo`` / ``worldengine-lab demo``).
 
-Steps so far: generate the embedded world (seeded, reused when already generated with the same seed and
-size), import it into the workspace through the nuPlan reader — the same code path as real nuPlan data —
-with its log splits, and print the catalog summary. Later stages of the loop extend this job.
+Generates the embedded world (seeded, reused when already generated with the same seed and size), imports it
+into the workspace through the nuPlan reader — the same code path as real nuPlan data — with its log splits, then
+runs the rest of the loop (:mod:`worldengine_lab.loop`) and prints the catalog summary, the results table and
+where the HTML report and ``summary.json`` are.
 """
 from __future__ import annotations
 
@@ -87,7 +88,8 @@ def import_embedded_world(ws: Workspace, world: Any, stride_s: float = 1.0,
 
 def run_demo(workspace: str | Path | None = None, seed: int = 0, num_logs: int | None = None,
              echo: bool = True, until: str = "report", epochs: int | None = None, iterations: int | None = None,
-             report: str | None = None, max_scenarios: int | None = None) -> dict[str, Any]:
+             report: str | None = None, max_scenarios: int | None = None, compare: list[str] | None = None,
+             variants_method: str | None = None) -> dict[str, Any]:
     """Run the World Engine loop (:func:`worldengine_lab.loop.run_loop`) up to ``until``; returns its results
     and prints a line per stage, the catalog summary and the final results table when ``echo``."""
     import dataclasses
@@ -97,7 +99,8 @@ def run_demo(workspace: str | Path | None = None, seed: int = 0, num_logs: int |
     ws = Workspace.open(resolve_workspace(workspace))
     cfg = LoopConfig(seed=seed, num_logs=num_logs)
     overrides = {"pretrain_epochs": epochs, "posttrain_iterations": iterations, "report_path": report,
-                 "max_scenarios": max_scenarios}
+                 "max_scenarios": max_scenarios, "compare_recipes": tuple(compare) if compare is not None else None,
+                 "variants_method": variants_method}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     t0 = time.perf_counter()
     results = run_loop(ws, cfg, progress=echo, echo=print if echo else None, until=until)
@@ -108,7 +111,8 @@ def run_demo(workspace: str | Path | None = None, seed: int = 0, num_logs: int |
         if "table" in results:
             print("\nWorld Engine results table (95 % bootstrap intervals; PDMS and success in %):")
             print(results["table"])
-            print(f"\nreport: {results['report']['html']}")
+            print(f"\nreport:  {results['report']['html']}")
+            print(f"summary: {results['report']['summary']}")
         print(f"total {results['total_s'] / 60:.1f} min")
     return results
 

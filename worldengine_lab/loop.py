@@ -9,6 +9,7 @@ resumable on their own as well (``last.pt``), so an interrupted run continues mi
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -41,9 +42,16 @@ class LoopConfig:
         pretrain_epochs: imitation epochs of the base planner.
         mine_modes: evaluation modes used to mine failures.
         scenes_top_k: failure cases rebuilt as Gaussian scenes and rendered (front camera).
-        variants_per_failure: parametric variants made of each failed scenario (0: none).
-        recipe: post-training recipe (:data:`worldengine_lab.training.rl.RECIPES`); ``"auto"`` picks the full
-            recipe when variants exist.
+        variants_per_failure: variants requested per failed scenario (0: none); only valid, expert-solvable
+            ones are kept (:func:`worldengine_lab.variants.generate.generate_variants`).
+        variants_method: ``"parametric"`` (default; no model needed), ``"bwm"`` or ``"both"`` (the behaviour world
+            model at ``bwm_checkpoint``, trained with ``worldengine-lab variants train-bwm``).
+        bwm_checkpoint: the behaviour world model checkpoint (None: the workspace default).
+        recipe: the full post-training recipe, the summary's ``worldengine`` row
+            (:data:`worldengine_lab.training.rl.RECIPES`); ``"auto"`` picks rollouts + variants when variants
+            exist, rollouts alone otherwise.
+        compare_recipes: further rows of World Engine's table to post-train and evaluate from the same base
+            (summary keys: ``sft_rare``, ``rl_common``, ``rl_rare``, ``rl_rare_rollouts``).
         posttrain_iterations: collect-and-train iterations of post-training.
         common_replay: common (non-failing) mine scenarios offered for replay.
         report_path: the HTML report written at the end (relative paths are relative to the working folder).
@@ -57,7 +65,10 @@ class LoopConfig:
     mine_modes: tuple[str, ...] = ("closed_loop",)
     scenes_top_k: int = 4
     variants_per_failure: int = 2
+    variants_method: str = "parametric"
+    bwm_checkpoint: str | None = None
     recipe: str = "auto"
+    compare_recipes: tuple[str, ...] = ()
     posttrain_iterations: int = 3
     common_replay: int = 120
     report_path: str = "reports/evaluation.html"
@@ -92,7 +103,8 @@ class _Stop(Exception):
 def run_loop(workspace: Workspace, config: LoopConfig = LoopConfig(), progress: bool = True,
              echo: Callable[[str], None] | None = print, until: str = "report") -> dict[str, Any]:
     """Run (or resume) the stages up to ``until``; returns ``{stage: result}`` with each stage's seconds and
-    whether it was reused, and ``"table"`` (the results table as text) when the loop ran to the end.
+    whether it was reused, and ``"table"`` (the results table as text) when the loop ran to the end; the report
+    stage's result names the HTML report and ``summary.json`` (:mod:`worldengine_lab.reports.summary`).
     ``echo`` prints one line per stage (None: quiet)."""
     if until not in STAGES:
         from .errors import DataFormatError
@@ -107,6 +119,7 @@ def run_loop(workspace: Workspace, config: LoopConfig = LoopConfig(), progress: 
 def _run(workspace: Workspace, config: LoopConfig, progress: bool, echo: Callable[[str], None] | None,
          until: str) -> dict[str, Any]:
     from .demo import embedded_world, import_embedded_world
+    from .reports.summary import RECIPE_OF_KEY
 
     ws = workspace
     state = _State.load(ws)
@@ -114,17 +127,23 @@ def _run(workspace: Workspace, config: LoopConfig, progress: bool, echo: Callabl
     results: dict[str, Any] = {}
     keys: list[str] = []
 
-    def stage(name: str, settings: dict[str, Any], fn: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
-        key = _key(name, settings, list(keys))
+    key_of: dict[str, str] = {}
+
+    def stage(name: str, settings: dict[str, Any], fn: Callable[[Path], dict[str, Any]],
+              upstream: list[str] | None = None, stop: bool = True) -> dict[str, Any]:
+        """Run stage ``name`` unless its key (settings + ``upstream`` stage keys; default every earlier stage)
+        matches the recorded one. ``stop``: end the loop here when ``until`` names this stage."""
+        key = _key(name, settings, list(keys) if upstream is None else [key_of[u] for u in upstream])
         keys.append(key)
+        key_of[name] = key
         rec = state.stages.get(name)
         if rec is not None and rec.get("key") == key:
             say(f"[{name:9s}] reused ({rec['seconds']:.0f} s when it ran)")
             results[name] = {**rec["result"], "seconds": rec["seconds"], "reused": True}
-            if name == until and until != STAGES[-1]:
-                raise _Stop(results)
+            if stop:
+                maybe_stop(name)
             return rec["result"]
-        folder = ws.root / "runs" / "loop" / f"{name}-{key[:8]}"
+        folder = ws.root / "runs" / "loop" / f"{name.replace(':', '-')}-{key[:8]}"
         folder.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         say(f"[{name:9s}] running ...")
@@ -134,9 +153,13 @@ def _run(workspace: Workspace, config: LoopConfig, progress: bool, echo: Callabl
         state.save()
         say(f"[{name:9s}] done in {dt:.0f} s")
         results[name] = {**out, "seconds": dt, "reused": False}
+        if stop:
+            maybe_stop(name)
+        return out
+
+    def maybe_stop(name: str) -> None:
         if name == until and until != STAGES[-1]:
             raise _Stop(results)
-        return out
 
     cfg = config
 
@@ -204,16 +227,34 @@ def _run(workspace: Workspace, config: LoopConfig, progress: bool, echo: Callabl
     stage("scenes", {"top_k": cfg.scenes_top_k}, scenes_stage)
 
     def variants_stage(_: Path) -> dict[str, Any]:
-        ids = _make_variants(ws, failed_ids, cfg.variants_per_failure, cfg.seed)
-        return {"variant_ids": ids}
+        if cfg.variants_per_failure <= 0 or not failed_ids:
+            return {"variant_ids": [], "summary": {}}
+        from .variants.generate import GenerateConfig, generate_variants
 
-    variant_ids = stage("variants", {"per_failure": cfg.variants_per_failure, "seed": cfg.seed},
+        res = generate_variants(ws, config=GenerateConfig(per_failure=cfg.variants_per_failure, seed=cfg.seed,
+                                                          method=cfg.variants_method),
+                                checkpoint=cfg.bwm_checkpoint, base=planner(base_ckpt, "learned:base"),
+                                scenarios=list(ws.scenarios(ids=failed_ids)))
+        return {"variant_ids": list(res.stored), "summary": res.summary()}
+
+    variant_ids = stage("variants", {"per_failure": cfg.variants_per_failure, "seed": cfg.seed,
+                                     "method": cfg.variants_method, "bwm": cfg.bwm_checkpoint},
                         variants_stage)["variant_ids"]
-    recipe = cfg.recipe if cfg.recipe != "auto" else ("rl_rare_rollouts_bwm" if variant_ids else "rl_rare_rollouts")
-    post_id = f"learned:{recipe}"
+    main_recipe = cfg.recipe if cfg.recipe != "auto" else ("rl_rare_rollouts_bwm" if variant_ids else
+                                                           "rl_rare_rollouts")
+    # summary key -> training recipe; the main (full) recipe is the "worldengine" row
+    rows: dict[str, str] = {"worldengine": main_recipe}
+    for k in cfg.compare_recipes:
+        if k not in RECIPE_OF_KEY or k in ("base", "worldengine"):
+            from .errors import DataFormatError
 
-    def posttrain_stage(folder: Path) -> dict[str, Any]:
-        from .training.rl import PostTrainConfig, PostTrainData, posttrain
+            raise DataFormatError(f"LoopConfig.compare_recipes: expected keys from "
+                                  f"{[r for r in RECIPE_OF_KEY if r not in ('base', 'worldengine')]}, received {k!r}")
+        rows[k] = str(RECIPE_OF_KEY[k])
+    pids = {"base": "learned:base", **{k: f"learned:{k}" for k in rows}}  # stored planner id per row
+
+    def posttrain_data() -> Any:
+        from .training.rl import PostTrainData
         from .variants.store import load_variant
 
         rare = list(ws.scenarios(ids=failed_ids)) if failed_ids else []
@@ -222,45 +263,78 @@ def _run(workspace: Workspace, config: LoopConfig, progress: bool, echo: Callabl
         common_ids = sorted(random.Random(cfg.seed).sample(pool, min(cfg.common_replay, len(pool))))
         common = list(ws.scenarios(ids=common_ids)) if common_ids else []
         variants = [load_variant(ws, v).scenario for v in variant_ids]
-        path = posttrain(PostTrainData(rare=rare, common=common, variants=variants), base_ckpt, folder,
-                         PostTrainConfig(recipe=recipe, iterations=cfg.posttrain_iterations, seed=cfg.seed),
-                         progress=progress)
-        return {"checkpoint": str(path), "recipe": recipe, "num_rare": len(rare), "num_variants": len(variants)}
+        return PostTrainData(rare=rare, common=common, variants=variants)
 
-    post_ckpt = stage("posttrain", {"recipe": recipe, "iterations": cfg.posttrain_iterations,
-                                    "replay": cfg.common_replay, "seed": cfg.seed}, posttrain_stage)["checkpoint"]
+    def posttrain_stage(recipe: str) -> Callable[[Path], dict[str, Any]]:
+        def run(folder: Path) -> dict[str, Any]:
+            from .training.rl import PostTrainConfig, posttrain
 
-    def evaluate_stage(_: Path) -> dict[str, Any]:
-        from .mining import EvalConfig, WE_CLOSED_LOOP, evaluate_closed_loop, evaluate_open_loop, save_eval_run
+            data = posttrain_data()
+            path = posttrain(data, base_ckpt, folder, PostTrainConfig(recipe=recipe, iterations=cfg.posttrain_iterations,
+                                                                      seed=cfg.seed), progress=progress)
+            return {"checkpoint": str(path), "recipe": recipe, "num_rare": len(data.rare),
+                    "num_variants": len(data.variants)}
+        return run
 
-        runs: dict[str, str] = {}
-        for pid, ck in (("learned:base", base_ckpt), (post_id, post_ckpt)):
-            p = planner(ck, pid)
-            for split, modes in (("test_common", ("open_loop",)), ("test_rare", ("open_loop", "closed_loop"))):
+    ckpts = {"base": base_ckpt}
+    post_settings = {"iterations": cfg.posttrain_iterations, "replay": cfg.common_replay, "seed": cfg.seed}
+    for k, r in rows.items():  # the full recipe first (stage "posttrain"), then the comparison rows
+        name = "posttrain" if k == "worldengine" else f"posttrain:{k}"
+        ckpts[k] = stage(name, {"recipe": r, **post_settings}, posttrain_stage(r),
+                         upstream=["pretrain", "mine", "variants"], stop=k == "worldengine" and not cfg.compare_recipes
+                         )["checkpoint"]
+    maybe_stop("posttrain")
+
+    def evaluate_stage(key: str) -> Callable[[Path], dict[str, Any]]:
+        def run(_: Path) -> dict[str, Any]:
+            from .mining import EvalConfig, WE_CLOSED_LOOP, evaluate_closed_loop, evaluate_open_loop, save_eval_run
+
+            runs: dict[str, str] = {}
+            p = planner(ckpts[key], pids[key])
+            for split in EVAL_SPLITS:
                 scen = split_scenarios(split)
                 if not scen:
                     logger.warning("evaluate: split %s is empty in this world; its columns stay empty", split)
                     continue
-                for mode in modes:
+                for mode in ("open_loop", "closed_loop"):
                     table = (evaluate_open_loop(scen, p) if mode == "open_loop" else
                              evaluate_closed_loop(scen, p, EvalConfig(sim=WE_CLOSED_LOOP)))
-                    runs[f"{pid}/{split}/{mode}"] = save_eval_run(
-                        ws, table, pid, mode, description=f"split={split}, {len(scen)} scenarios", seed=cfg.seed)
-        return {"run_ids": runs}
+                    runs[f"{split}/{mode}"] = save_eval_run(
+                        ws, table, pids[key], mode, description=f"split={split}, {len(scen)} scenarios", seed=cfg.seed)
+            return {"planner": pids[key], "run_ids": runs}
+        return run
 
-    stage("evaluate", {"post": post_id}, evaluate_stage)
+    for k in pids:  # base, the full recipe, the comparison rows: each evaluated once per checkpoint
+        stage(f"evaluate:{k}", {"planner": pids[k], "max_scenarios": cfg.max_scenarios}, evaluate_stage(k),
+              upstream=["world", "pretrain" if k == "base" else ("posttrain" if k == "worldengine" else
+                                                                 f"posttrain:{k}")], stop=False)
+    maybe_stop("evaluate")
 
-    def report_stage(_: Path) -> dict[str, Any]:
+    def report_stage(folder: Path) -> dict[str, Any]:
         from .reports import run as run_report
+        from .reports.summary import build_summary, write_summary
 
-        planners = {"base model": "learned:base", _RECIPE_LABELS.get(recipe, recipe): post_id}
-        res = run_report("evaluation", {"planners": planners, "seed": cfg.seed}, cfg.report_path,
-                         workspace=ws.root)
-        return {"html": str(res.html)}
+        labels = {_label(k, rows.get(k)): pids[k] for k in pids}
+        res = run_report("evaluation", {"planners": labels, "seed": cfg.seed}, cfg.report_path, workspace=ws.root)
+        summary = build_summary(ws, pids, config=dataclasses.asdict(cfg),
+                                provenance={"report": str(res.html), "stage_keys": dict(key_of)}, seed=cfg.seed)
+        path = write_summary(folder / "summary.json", summary)
+        return {"html": str(res.html), "summary": str(path)}
 
-    stage("report", {"path": cfg.report_path, "post": post_id}, report_stage)
-    results["table"] = _summary_table(ws, recipe, post_id)
+    stage("report", {"path": cfg.report_path, "rows": pids, "max_scenarios": cfg.max_scenarios}, report_stage)
+    results["table"] = _summary_table(ws, {_label(k, rows.get(k)): pids[k] for k in pids})
     return results
+
+
+EVAL_SPLITS = ("test_common", "test_rare")
+"""Splits every planner is evaluated on, each in open and closed loop."""
+
+
+def _label(key: str, recipe: str | None) -> str:
+    if key == "base":
+        return "base model"
+    text = _RECIPE_LABELS.get(str(recipe), str(recipe))
+    return f"{text} (World Engine)" if key == "worldengine" else text
 
 
 _RECIPE_LABELS = {
@@ -273,37 +347,7 @@ _RECIPE_LABELS = {
 }
 
 
-def _summary_table(ws: Workspace, recipe: str, post_id: str) -> str:
+def _summary_table(ws: Workspace, planners: dict[str, str]) -> str:
     from .reports.tables import format_table, results_table
 
-    table = results_table(ws, {"base model": "learned:base", _RECIPE_LABELS.get(recipe, recipe): post_id})
-    return format_table(table).to_string()
-
-
-def _make_variants(ws: Workspace, failed_ids: list[str], per_failure: int, seed: int) -> list[str]:
-    """Parametric variants of the failed scenarios (the first ``per_failure`` ops that apply), stored with
-    lineage; ops that cannot be made feasible for a scenario are skipped."""
-    if per_failure <= 0 or not failed_ids:
-        return []
-    from .errors import WorldEngineLabError
-    from .variants import CutIn, HardBrake
-    from .variants.lineage import make_variant
-    from .variants.store import save_variant
-
-    menu = [(HardBrake(decel_mps2=5.0, onset_s=1.0),), (CutIn(),), (HardBrake(decel_mps2=7.0, onset_s=0.5),)]
-    ids: list[str] = []
-    for s in ws.scenarios(ids=failed_ids):  # per failed scenario: a handful of edits
-        made = 0
-        for ops in menu:
-            if made >= per_failure:
-                break
-            try:
-                v = make_variant(s, ops, seed=seed, objective="harder variant of a mined failure")
-            except WorldEngineLabError as exc:
-                logger.info("variant of %s skipped: %s", s.scenario_id, exc)
-                continue
-            save_variant(ws, v)
-            ids.append(v.variant_id)
-            made += 1
-    return ids
-
+    return format_table(results_table(ws, planners)).to_string()

@@ -1,6 +1,8 @@
 """Each op on a hand-made scenario, with a checked outcome (after the feasibility projection of make_variant)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -240,3 +242,17 @@ def test_red_light_run_retimes_a_waiting_car(crossing):
 def test_red_light_run_without_a_crossing_lane_is_refused(road):
     with pytest.raises(InfeasibleEditError, match=r"RedLightRun.*parameter 'agent'.*no lane crosses"):
         make_variant(road, [RedLightRun()])
+
+
+def test_hard_brake_on_a_lead_that_appears_after_now_keeps_its_unobserved_steps(road):
+    # the lead enters the sensor range 0.5 s after "now": before that it is unobserved, and stays so
+    agents = road.agents
+    valid = agents.valid.copy()
+    valid[: T0 + 5, 1] = False
+    xy = np.where(valid[..., None], agents.xy, 0.0)
+    late = road.with_agents(dataclasses.replace(agents, valid=valid, xy=xy.astype(np.float32)))
+    s = make_variant(late, [HardBrake(lead="auto", decel_mps2=5.0, onset_s=1.5)]).scenario
+    assert not s.agents.valid[: T0 + 5, 1].any() and s.agents.valid[T0 + 5:, 1].all()
+    assert np.isfinite(s.agents.xy[s.agents.valid]).all()
+    sp = speed(s, 1)[T0 + 6:]
+    assert sp[-1] < 1e-6 and (np.diff(sp) <= 1e-6).all()  # it still brakes to a stop

@@ -14,6 +14,8 @@ _LAZY = {
     "Estimate": ".stats", "bootstrap_mean": ".stats", "paired_difference": ".stats",
     "COLUMNS": ".tables", "latest_results": ".tables", "results_table": ".tables", "before_after": ".tables",
     "format_table": ".tables",
+    "RECIPE_KEYS": ".summary", "RECIPE_OF_KEY": ".summary", "build_summary": ".summary", "write_summary": ".summary",
+    "check_summary": ".summary",
 }
 
 __all__ = sorted(_LAZY)

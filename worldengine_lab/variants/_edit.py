@@ -105,7 +105,8 @@ class Tracks:
 
     def set_motion(self, i: int, start: int, xy: np.ndarray, dt: float, yaw_before: float) -> None:
         """Agent ``i`` follows ``xy [L, 2]`` from step ``start`` on (L = T - start): positions, headings of motion
-        (held while standing, ``yaw_before`` until the first move), finite-difference velocities, valid."""
+        (held while standing, ``yaw_before`` until the first move), finite-difference velocities, valid where
+        ``xy`` is finite (NaN rows — before an agent appears — stay unobserved)."""
         t = self.xy.shape[0]
         prev = self.xy[start - 1, i] if start > 0 and self.valid[start - 1, i] else xy[0]
         path = np.concatenate([prev[None], xy], axis=0)
@@ -113,10 +114,12 @@ class Tracks:
         vel = np.diff(path, axis=0) / dt
         if start == 0 or not self.valid[start - 1, i]:
             vel[0] = vel[1] if len(vel) > 1 else 0.0
-        self.xy[start:, i] = xy
-        self.yaw[start:, i] = yaw
-        self.vel_xy[start:, i] = vel
-        self.valid[start:t, i] = True
+        # steps with no position (an agent not yet observed: its own path is undefined there) stay unobserved
+        seen = np.isfinite(xy).all(axis=-1) & np.isfinite(vel).all(axis=-1) & np.isfinite(yaw)
+        self.xy[start:, i] = np.where(seen[:, None], xy, 0.0)
+        self.yaw[start:, i] = np.where(seen, yaw, 0.0)
+        self.vel_xy[start:, i] = np.where(seen[:, None], vel, 0.0)
+        self.valid[start:t, i] = seen
 
 
 def with_tracks(s: Scenario, tr: Tracks, **changes: Any) -> Scenario:

@@ -69,7 +69,10 @@ def _brake_to_stop(s: Scenario, tr: Tracks, i: int, k_on: int, decel: float) -> 
     v_on = max(float(speed[k_on]), 0.0)
     tau = np.minimum(np.maximum(t - k_on, 0) * s.dt, v_on / decel)
     s_new = np.where(t <= k_on, s_all, s_all[k_on] + v_on * tau - 0.5 * decel * tau ** 2)
-    tr.set_motion(i, s.t0 + 1, path.point(s_new[s.t0 + 1:]), s.dt, float(tr.yaw[s.t0, i]))
+    # an agent that appears after "now" is edited from its first valid step (before it, it stays unobserved)
+    start = max(s.t0 + 1, int(np.flatnonzero(tr.valid[:, i])[0]))
+    yaw_before = float(tr.yaw[s.t0 if start == s.t0 + 1 else start, i])
+    tr.set_motion(i, start, path.point(s_new[start:]), s.dt, yaw_before)
 
 
 def _check_decel(op: Op, s: Scenario, i: int, decel: float, param: str) -> None:
