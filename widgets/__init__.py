@@ -13,6 +13,7 @@ _LAZY = {
     "FailureBrowser": ".failure_browser",
     "JobLauncher": ".job_launcher",
     "JobMonitor": ".job_monitor",
+    "VariantEditor": ".variant_editor",
 }
 
 __all__ = sorted(_LAZY)

@@ -11,7 +11,7 @@ import logging
 import traceback
 from typing import Any, Callable, TypeVar
 
-__all__ = ["guarded", "report_error"]
+__all__ = ["GuardedView", "guarded", "report_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +49,26 @@ def guarded(method: F) -> F:
             self._depth -= 1
 
     return wrapper  # type: ignore[return-value]
+
+
+class GuardedView:
+    """Mixin for anywidget widgets that use :func:`guarded` (list it before ``anywidget.AnyWidget``): displays the
+    widget with its Output (``view``: the widget and its Output in a box), and marks front-end messages so that a
+    message's handlers show that message's errors only."""
+
+    view: Any
+    error: str
+    _in_message: bool
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """Display the widget and its Output (tracebacks of failed handlers)."""
+        return self.view._repr_mimebundle_(**kwargs)
+
+    def set_state(self, sync_data: Any) -> None:
+        """Apply a state message from the front end; the error area then shows this message's errors only."""
+        self.error = ""
+        self._in_message = True
+        try:
+            super().set_state(sync_data)  # type: ignore[misc]
+        finally:
+            self._in_message = False

@@ -2,21 +2,6 @@
 // Self-contained ES module (no imports). All state lives in the model's traits; commands go through the
 // `request` trait ({action, seq, ...}) and are carried out by the Python side, one library call each.
 
-function h(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of [].concat(children)) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
-}
-
 function formatCell(value) {
   if (value === null || value === undefined) return "";
   if (Array.isArray(value)) return value.join(", ");

@@ -48,6 +48,9 @@ from worldengine_lab.scenarios.scenario_set import ScenarioSet
 from worldengine_lab.store import curation
 from worldengine_lab.store.workspace import Workspace
 
+from ._assets import esm
+from ._guard import GuardedView
+
 __all__ = ["FailureBrowser", "DEFAULT_COLUMNS"]
 
 logger = logging.getLogger(__name__)
@@ -86,7 +89,7 @@ def _guarded(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class FailureBrowser(anywidget.AnyWidget):
+class FailureBrowser(GuardedView, anywidget.AnyWidget):
     """A paged, sortable, filterable table of failure cases linked with a scatter plot.
 
     Args:
@@ -102,7 +105,7 @@ class FailureBrowser(anywidget.AnyWidget):
         x, y: the scatter's columns (default: ``ego_progress`` and ``score`` when present).
     """
 
-    _esm = Path(__file__).parent / "failure_browser.js"
+    _esm = esm("failure_browser.js")
     _css = Path(__file__).parent / "failure_browser.css"
 
     filter_dict = traitlets.Dict().tag(sync=True)
@@ -184,20 +187,6 @@ class FailureBrowser(anywidget.AnyWidget):
         self.observe(self._on_selected, names=["selected"])
         self.observe(self._on_axes, names=["x_column", "y_column"])
         self.observe(self._on_request, names=["request"])
-
-    # -- display ------------------------------------------------------------------------------------------
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """Display the whole view (axis pickers, scatter, table, output), not the table alone."""
-        return self.view._repr_mimebundle_(**kwargs)
-
-    def set_state(self, sync_data: Mapping[str, Any]) -> None:
-        """Apply a state message from the front end; the error area then shows this message's errors only."""
-        self.error = ""
-        self._in_message = True
-        try:
-            super().set_state(sync_data)
-        finally:
-            self._in_message = False
 
     # -- public state -------------------------------------------------------------------------------------
     @property

@@ -2,21 +2,6 @@
 // Self-contained ES module (no imports). State lives in the model's traits; the Launch and Refresh buttons send
 // commands through the `request` trait ({action, seq}) and the Python side makes the library call.
 
-function h(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of [].concat(children)) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
-}
-
 function field(label, control) {
   return h("label", { class: "wel-field" }, [h("span", { class: "wel-field-label", text: label }), control]);
 }

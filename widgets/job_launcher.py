@@ -37,7 +37,8 @@ from worldengine_lab.jobs import Job, JobSpec, launch
 from worldengine_lab.store import curation
 from worldengine_lab.store.workspace import Workspace
 
-from ._guard import guarded
+from ._assets import esm
+from ._guard import GuardedView, guarded
 
 __all__ = ["JobLauncher", "list_checkpoints", "data_choices"]
 
@@ -80,7 +81,7 @@ def _recipe_rows() -> list[dict[str, Any]]:
              "variants": bool(r.variants), "replay": bool(r.replay)} for name, r in RECIPES.items()]
 
 
-class JobLauncher(anywidget.AnyWidget):
+class JobLauncher(GuardedView, anywidget.AnyWidget):
     """A form that launches one ``posttrain`` job per click.
 
     Args:
@@ -94,7 +95,7 @@ class JobLauncher(anywidget.AnyWidget):
         common_limit: at most this many common scenarios per job (default: the job kind's).
     """
 
-    _esm = Path(__file__).parent / "job_launcher.js"
+    _esm = esm("job_launcher.js")
     _css = Path(__file__).parent / "job_launcher.css"
 
     recipes = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -148,20 +149,6 @@ class JobLauncher(anywidget.AnyWidget):
         self.view = ipywidgets.VBox([self, self.output])
         self.observe(self._on_choice, names=["recipe", "finetune", "backend", "iterations", "lr"])
         self.observe(self._on_request, names=["request"])
-
-    # -- display ------------------------------------------------------------------------------------------
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """Display the form and its Output (tracebacks of failed handlers)."""
-        return self.view._repr_mimebundle_(**kwargs)
-
-    def set_state(self, sync_data: Mapping[str, Any]) -> None:
-        """Apply a state message from the front end; the error area then shows this message's errors only."""
-        self.error = ""
-        self._in_message = True
-        try:
-            super().set_state(sync_data)
-        finally:
-            self._in_message = False
 
     # -- library calls behind the buttons ---------------------------------------------------------------------
     def spec(self) -> JobSpec:

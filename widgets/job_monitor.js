@@ -2,21 +2,6 @@
 // Self-contained ES module (no imports). The Python side polls the store and updates the traits; buttons send
 // commands through the `request` trait ({action, seq}). The metric curve is a separate plotly widget.
 
-function h(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of [].concat(children)) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
-}
-
 const COLUMNS = ["job_id", "name", "kind", "status", "progress", "message", "created_at"];
 const ACTIVE = new Set(["queued", "running"]);
 

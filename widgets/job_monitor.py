@@ -42,7 +42,8 @@ from worldengine_lab.errors import WorldEngineLabError
 from worldengine_lab.jobs import Job, list_jobs
 from worldengine_lab.store.workspace import Workspace
 
-from ._guard import guarded, report_error
+from ._assets import esm
+from ._guard import GuardedView, guarded, report_error
 
 __all__ = ["JobMonitor", "DEFAULT_METRICS", "metric_curves"]
 
@@ -116,7 +117,7 @@ class _Poller(threading.Thread):
             del monitor
 
 
-class JobMonitor(anywidget.AnyWidget):
+class JobMonitor(GuardedView, anywidget.AnyWidget):
     """Live view of the workspace's jobs.
 
     Args:
@@ -129,7 +130,7 @@ class JobMonitor(anywidget.AnyWidget):
         metrics: the metric keys drawn first (default: :data:`DEFAULT_METRICS` the job has).
     """
 
-    _esm = Path(__file__).parent / "job_monitor.js"
+    _esm = esm("job_monitor.js")
     _css = Path(__file__).parent / "job_monitor.css"
 
     jobs = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -187,19 +188,6 @@ class JobMonitor(anywidget.AnyWidget):
             self._start_poller()
 
     # -- display ------------------------------------------------------------------------------------------
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """Display the whole view (job table and controls, curve, output)."""
-        return self.view._repr_mimebundle_(**kwargs)
-
-    def set_state(self, sync_data: Mapping[str, Any]) -> None:
-        """Apply a state message from the front end; the error area then shows this message's errors only."""
-        self.error = ""
-        self._in_message = True
-        try:
-            super().set_state(sync_data)
-        finally:
-            self._in_message = False
-
     def close(self) -> None:
         """Stop polling and close the widget (and its curve)."""
         self._closed = True

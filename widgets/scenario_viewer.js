@@ -10,17 +10,6 @@
 // the last redraw of all panels and the timeline); `input[type=range].wel-scrubber`; `.wel-play`; one
 // `canvas.wel-bev` per panel.
 
-const BG = "#fbfbfb";
-const MAP_STYLE = {
-  drivable_area: { fill: "#e9ecef" },
-  drivable_hole: { fill: BG },
-  walkway: { fill: "#f1f3f5" },
-  crosswalk: { fill: "#dee2e6", stroke: "#adb5bd", width: 1 },
-  stop_line: { fill: "#ffc9c9", stroke: "#fa5252", width: 1 },
-  lane_boundary: { stroke: "#adb5bd", width: 1 },
-  lane: { stroke: "#ced4da", width: 1, dash: [4, 4] },
-  connector: { stroke: "#dee2e6", width: 1, dash: [2, 4] },
-};
 const LOGGED = "#495057";
 const COLLISION = "#e03131";
 const OFFROAD = "#f08c00";
@@ -28,17 +17,6 @@ const BOX = 5; // x, y, yaw, length, width
 const EV = 4; // simulated, collision, off-road, agent in contact
 
 // ------------------------------------------------------------------------------------------------- data
-function bytesOf(value) {
-  let u8;
-  if (value instanceof DataView || ArrayBuffer.isView(value)) {
-    u8 = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  } else if (value instanceof ArrayBuffer) {
-    u8 = new Uint8Array(value);
-  } else {
-    u8 = new Uint8Array(0);
-  }
-  return u8.byteOffset % 4 === 0 ? u8 : u8.slice(); // typed views need 4-byte alignment
-}
 
 function decode(meta, payload) {
   // typed views (no copies) of the arrays in `payload`; null while the payload does not match the layout

@@ -30,6 +30,8 @@ from worldengine_lab.errors import ScenarioValidationError, ShapeError
 from worldengine_lab.plots.bev import (LIGHT_COLORS, MAP_KINDS, PANEL_COLORS, SUBSCORE_LABELS, TYPE_COLORS,
                                        BEVFrames, bev_figure, bev_frames, top_k_candidates)
 
+from ._assets import esm
+
 from ._arrays import to_bytes, wire_dtype
 
 __all__ = ["ScenarioViewer", "pack_frames"]
@@ -120,7 +122,7 @@ class ScenarioViewer(anywidget.AnyWidget):
     Use :meth:`on_step` to run a callback at every time change; its errors appear in the widget.
     """
 
-    _esm = _HERE / "scenario_viewer.js"
+    _esm = esm("scenario_viewer.js")
     _css = _HERE / "scenario_viewer.css"
 
     t = traitlets.Int(0).tag(sync=True)

@@ -12,14 +12,6 @@
 const PLAN_COLOR = "#22b8cf";
 const PLAN_HALO = "rgba(0, 0, 0, 0.55)";
 
-function bytesOf(value) {
-  if (value instanceof DataView || ArrayBuffer.isView(value)) {
-    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  }
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  return new Uint8Array(0);
-}
-
 function floatsOf(value) {
   let u8 = bytesOf(value);
   if (u8.byteOffset % 4 !== 0) u8 = u8.slice(); // typed views need 4-byte alignment

@@ -38,6 +38,8 @@ from worldengine_lab.scene import RenderResult, render
 from worldengine_lab.scene.compose import ScenarioScene
 from worldengine_lab.scene.rigs import default_rig
 
+from ._assets import esm
+
 from ._arrays import to_bytes, wire_shape
 
 __all__ = ["SplatPreview", "plan_points", "project_points", "visible_points", "colorize_depth", "encode_png"]
@@ -191,7 +193,7 @@ class SplatPreview(anywidget.AnyWidget):
         last render (0 when it came from the cache). error: last error (shown in the widget).
     """
 
-    _esm = _HERE / "splat_preview.js"
+    _esm = esm("splat_preview.js")
     _css = _HERE / "splat_preview.css"
 
     t = traitlets.Int(0).tag(sync=True)

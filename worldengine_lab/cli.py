@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .errors import WorldEngineLabError
+from .errors import DataFormatError, WorldEngineLabError
 
 __all__ = ["main", "build_parser"]
 
@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("name", choices=sorted(BENCHMARKS), help="benchmark name")
     bench.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
     bench.add_argument("--quick", action="store_true", help="smaller sizes (for smoke tests)")
+    bench.add_argument("--checkpoint", default=None,
+                       help="behaviour world model checkpoint (bench variants; default "
+                            "$WORLDENGINE_LAB_BWM_CHECKPOINT, else one is trained)")
     return parser
 
 
@@ -467,7 +470,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "bench":
         from .bench import run_benchmark
 
-        result = run_benchmark(args.name, quick=args.quick)
+        if args.checkpoint is not None and args.name != "variants":
+            raise DataFormatError(f"bench {args.name}: --checkpoint applies to `bench variants` only")
+        extra = {"checkpoint": args.checkpoint} if args.checkpoint is not None else {}
+        result = run_benchmark(args.name, quick=args.quick, **extra)
         if args.json:
             print(json.dumps(result))
         else:

@@ -33,12 +33,23 @@ made available by :func:`register_loop_kinds` (``worldengine-lab train posttrain
 this process. Each finished shard is kept under ``checkpoints/`` so a resumed job evaluates only the rest.
 Params: ``planner``, ``split``, ``modes`` (default both), ``agents``, ``tracking``, ``batch_size``,
 ``limit``, ``num_shards`` (default: 1 per 64 scenarios, at least the job's CPUs), ``description``.
+
+``generate_variants`` → :func:`worldengine_lab.variants.generate.generate_variants`: variants of an evaluation
+run's failure cases, checked (valid, expert-solvable, critical for ``base``) and stored with their lineage. Params:
+``failures`` (an evaluation run id or ``"latest"``, the default), ``method`` (``"parametric"``, the default,
+``"bwm"`` or ``"both"``), ``per_failure`` (default 4), ``limit`` (first N failure cases), ``checkpoint`` (the
+behaviour world model for ``bwm`` / ``both``; absolute or relative to the workspace folder; default
+``<workspace>/models/bwm/bwm.pt``), ``base`` (a ``load_planner`` spec or checkpoint whose criticality is
+measured; default the expert), ``keep_all``, ``solvable_parents_only``, ``batch_size``; the request seed is the
+job's. Generation is one call and idempotent (same request, same variant ids, stored once): a resumed job runs it
+again. The kind is made available by :func:`register_loop_kinds`.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
+import math
 import threading
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,8 +62,8 @@ from .context import JobContext
 from .registry import register_kind
 from .shards import split_shards
 
-__all__ = ["pretrain_job", "posttrain_job", "mine_job", "evaluate_job", "evaluate_shard", "PARAMS", "POSTTRAIN_ENTRY",
-           "register_loop_kinds", "posttrain_config"]
+__all__ = ["pretrain_job", "posttrain_job", "mine_job", "evaluate_job", "evaluate_shard", "generate_variants_job",
+           "PARAMS", "POSTTRAIN_ENTRY", "GENERATE_VARIANTS_ENTRY", "register_loop_kinds", "posttrain_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +73,8 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "mine": _EVAL_KEYS + ("percentile",),
     "evaluate": _EVAL_KEYS + ("num_shards",),
     "posttrain": ("base", "recipe", "failures", "common_split", "common_limit", "variants", "config"),
+    "generate_variants": ("failures", "method", "per_failure", "limit", "checkpoint", "base", "keep_all",
+                          "solvable_parents_only", "batch_size"),
 }
 """Accepted ``params`` keys per built-in kind."""
 
@@ -330,16 +343,95 @@ def posttrain_job(ctx: JobContext) -> dict[str, Any]:
 
 
 def register_loop_kinds() -> list[str]:
-    """Register the loop's kinds that live in this module and are not built into the registry (``posttrain``);
-    idempotent. Returns the names registered.
+    """Register the loop's kinds that live in this module and are not built into the registry (``posttrain``,
+    ``generate_variants``); idempotent. Returns the names registered.
 
     Examples:
         >>> from worldengine_lab.jobs import available_kinds
-        >>> register_loop_kinds(), "posttrain" in available_kinds()
-        (['posttrain'], True)
+        >>> register_loop_kinds(), "generate_variants" in available_kinds()
+        (['posttrain', 'generate_variants'], True)
     """
     register_kind("posttrain", POSTTRAIN_ENTRY)
-    return ["posttrain"]
+    register_kind("generate_variants", GENERATE_VARIANTS_ENTRY)
+    return ["posttrain", "generate_variants"]
+
+
+# -- generate_variants --------------------------------------------------------------------------------------------
+GENERATE_VARIANTS_ENTRY = "worldengine_lab.jobs.kinds:generate_variants_job"
+"""Where the ``generate_variants`` kind's function lives."""
+
+_METHODS = ("parametric", "bwm", "both")
+
+
+def _positive_int(p: Mapping[str, Any], key: str, default: int | None) -> int | None:
+    value = p.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise WorldEngineLabError(f"generate_variants job params[{key!r}]: expected an int >= 1, received {value!r}")
+    return value
+
+
+def generate_variants_job(ctx: JobContext) -> dict[str, Any]:
+    """Make, check and store variants of mined failures (see the module docstring); returns the generation
+    summary, the stored variant ids and the candidate counts."""
+    from ..variants.generate import GenerateConfig, generate_variants
+
+    p = ctx.params
+    _check_params("generate_variants", p)
+    method = p.get("method", "parametric")
+    if method not in _METHODS:
+        raise WorldEngineLabError(f"generate_variants job params['method']: expected one of {list(_METHODS)}, "
+                                  f"received {method!r}")
+    for key in ("keep_all", "solvable_parents_only"):
+        if key in p and not isinstance(p[key], bool):
+            raise WorldEngineLabError(f"generate_variants job params[{key!r}]: expected true or false, received "
+                                      f"{p[key]!r}")
+    per_failure = _positive_int(p, "per_failure", 4)
+    limit = _positive_int(p, "limit", None)
+    batch_size = _positive_int(p, "batch_size", 32)
+    checkpoint = p.get("checkpoint")
+    if checkpoint is not None:
+        if not isinstance(checkpoint, str) or not checkpoint:
+            raise WorldEngineLabError(f"generate_variants job params['checkpoint']: expected a checkpoint path, "
+                                      f"received {checkpoint!r}")
+        path = Path(checkpoint)
+        checkpoint = str(path if path.is_absolute() else ctx.workspace.root / path)
+    base = None
+    if p.get("base") not in (None, ""):
+        from ..planners.registry import load_planner
+
+        base = load_planner(str(p["base"]))
+    config = GenerateConfig(per_failure=int(per_failure or 4), seed=ctx.seed, method=method,
+                            keep_all=bool(p.get("keep_all", False)),
+                            solvable_parents_only=bool(p.get("solvable_parents_only", True)),
+                            batch_size=int(batch_size or 32))
+    failures = str(p.get("failures", "latest"))
+    ctx.progress(0, 1, f"generating {method} variants of the failure cases of {failures!r}", force=True)
+    result = generate_variants(ctx.workspace, failures, config, checkpoint=checkpoint, base=base, limit=limit)
+    summary = _finite(result.summary())
+    for m in ("bwm", "parametric"):
+        if m in summary:
+            values = {f"{m}/{k}": float(summary[m][k]) for k in ("valid_rate", "critical_rate", "num_stored")
+                      if summary[m][k] is not None}
+            if values:
+                ctx.log_metrics(0, values)
+    ctx.progress(1, 1, f"{len(result.stored)} variants stored", force=True)
+    return {"summary": summary, "stored": list(result.stored), "num_candidates": int(len(result.table)),
+            "failures": failures, "method": method}
+
+
+def _finite(x: Any) -> Any:
+    """``x`` with NaN / infinite floats as None and numpy scalars as Python numbers (strict JSON)."""
+    if isinstance(x, Mapping):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if hasattr(x, "item") and callable(x.item):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 # -- evaluation settings shared by mine and evaluate --------------------------------------------------------------

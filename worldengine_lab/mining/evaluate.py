@@ -124,8 +124,12 @@ def _first_contact_type(flags: np.ndarray, types: np.ndarray) -> str:
     return _TYPE_NAMES.get(int(types[(moving if len(moving) else who)[0]]), "unknown")
 
 
-def score_rollout(ro: Rollout, scenario: Scenario, config: ScorerConfig = CLOSED_LOOP) -> dict[str, object]:
+def score_rollout(ro: Rollout, scenario: Scenario, config: ScorerConfig = CLOSED_LOOP,
+                  scoring_map: ScoringMap | None = None) -> dict[str, object]:
     """Closed-loop PDMS* row of one 4-s rollout (§3.3) plus the failure fields of this module.
+
+    ``scoring_map``: ``ScoringMap.from_scenario(scenario)`` if already built (it depends only on the map, the
+    route and the ego at t0, so edits of other agents can share their parent's).
 
     Raises:
         ScenarioValidationError: the rollout is shorter than 4 s or the log has no expert pose at 4 s.
@@ -147,7 +151,8 @@ def score_rollout(ro: Rollout, scenario: Scenario, config: ScorerConfig = CLOSED
         a.xy[steps][:, 1:], a.yaw[steps][:, 1:], a.size_lwh[1:, :2], a.vel_xy[steps][:, 1:], a.valid[steps][:, 1:],
         is_static=np.isin(types[1:], STATIC_AGENT_CODES),
         track_ids=[str(t) for t in a.track_ids[1:]], dt=0.5)
-    row = closed_loop_pdms(states, objects, ScoringMap.from_scenario(scenario), log[steps, :3],
+    smap = scoring_map if scoring_map is not None else ScoringMap.from_scenario(scenario)
+    row = closed_loop_pdms(states, objects, smap, log[steps, :3],
                            token=ro.scenario_id, config=config)
     sim = slice(ro.t0, ro.t0 + ro.num_sim_steps + 1)
     contact = np.asarray(ro.info["sim/collision_agents"])[sim][:, 1:] if "sim/collision_agents" in ro.info else \

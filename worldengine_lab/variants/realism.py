@@ -12,7 +12,8 @@
 * :func:`min_ttc`: the smallest constant-velocity time to collision between the ego and any agent not behind it.
 * :func:`closed_loop_check`: a planner in closed loop on the scenarios (World Engine's 4-s episode, the same
   rollout and scoring as :func:`~worldengine_lab.mining.evaluate.evaluate_closed_loop`), plus the minimum TTC of
-  each rollout and ``critical`` (failed, or min TTC below the threshold).
+  each rollout and ``critical`` (failed, or min TTC below the threshold); :func:`closed_loop_rows` scores
+  rollouts already run.
 
 Frames and units: scenario local frame, metres, seconds; arrays ``[T, N, ...]`` (``[B, T, N, ...]`` batched).
 """
@@ -32,11 +33,13 @@ from .feasibility import _on_road, changed_agents, check_kinematics
 from .limits import FeasibilityConfig
 
 if TYPE_CHECKING:
+    from ..datatypes import Rollout
+    from ..metrics.scoring_map import ScoringMap
     from ..mining.evaluate import EvalConfig
     from ..planners.base import Planner
 
 __all__ = ["realism_report", "min_ttc", "non_ego_collisions", "motion_stats", "distribution_distances",
-           "closed_loop_check", "REALISM_COLUMNS", "STAT_BINS"]
+           "closed_loop_check", "closed_loop_rows", "REALISM_COLUMNS", "STAT_BINS"]
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +243,8 @@ def distribution_distances(stats: dict[str, np.ndarray], reference: dict[str, np
 
 # ------------------------------------------------------------------------------------------- closed loop
 def closed_loop_check(scenarios: Sequence[Scenario], planner: "Planner", config: "EvalConfig | None" = None,
-                      ttc_threshold_s: float = 3.0) -> pd.DataFrame:
+                      ttc_threshold_s: float = 3.0, scoring_maps: "Sequence[ScoringMap | None] | None" = None
+                      ) -> pd.DataFrame:
     """Closed-loop rows of ``planner`` (as :func:`~worldengine_lab.mining.evaluate.evaluate_closed_loop`:
     batched rollouts of ``config.batch_size`` scenarios, PDMS*, ``success``, ``failure_type``), plus
     ``min_ttc_s`` (:func:`min_ttc` over each rollout's simulated steps) and ``critical`` (not ``success`` or
@@ -249,24 +253,56 @@ def closed_loop_check(scenarios: Sequence[Scenario], planner: "Planner", config:
     Args:
         config: an :class:`~worldengine_lab.mining.evaluate.EvalConfig` (default: World Engine's closed loop,
             :data:`~worldengine_lab.mining.evaluate.WE_CLOSED_LOOP`).
+        scoring_maps: per scenario, its ``ScoringMap.from_scenario`` if already built (None entries are built);
+            variants of one parent can share the parent's (see :func:`closed_loop_rows`).
     """
-    from ..metrics.closed_loop import episode_success
-    from ..mining.evaluate import WE_CLOSED_LOOP, EvalConfig, score_rollout
     from ..sim.rollout import rollout
 
-    cfg = config if config is not None else EvalConfig(sim=WE_CLOSED_LOOP)
-    cfg.validate()
+    cfg = _eval_config(config)
     items = list(scenarios)
     if not items:
         raise ShapeError("closed_loop_check(scenarios): expected at least one scenario, received none")
-    rows: list[dict[str, object]] = []
+    maps = list(scoring_maps) if scoring_maps is not None else [None] * len(items)
+    if len(maps) != len(items):
+        raise ShapeError(f"closed_loop_check(scoring_maps): expected {len(items)} entries (one per scenario), "
+                         f"received {len(maps)}")
+    tables = []
     for i in range(0, len(items), cfg.batch_size):
         chunk = items[i:i + cfg.batch_size]
         outs = rollout(chunk, planner, cfg.sim, seed=cfg.seed)
-        for r, s in zip(outs, chunk):  # scoring is per scene (each has its own map)
-            row = score_rollout(r, s, cfg.closed_loop_scorer)
-            row["min_ttc_s"] = min_ttc(r.agents, slice(r.t0, r.t0 + r.num_sim_steps + 1))
-            rows.append(row)
+        tables.append(closed_loop_rows(chunk, outs, cfg, ttc_threshold_s, maps[i:i + cfg.batch_size]))
+    return pd.concat(tables, ignore_index=True)
+
+
+def _eval_config(config: "EvalConfig | None") -> "EvalConfig":
+    from ..mining.evaluate import WE_CLOSED_LOOP, EvalConfig
+
+    cfg = config if config is not None else EvalConfig(sim=WE_CLOSED_LOOP)
+    cfg.validate()
+    return cfg
+
+
+def closed_loop_rows(scenarios: Sequence[Scenario], rollouts: Sequence["Rollout"], config: "EvalConfig | None" = None,
+                     ttc_threshold_s: float = 3.0, scoring_maps: "Sequence[ScoringMap | None] | None" = None
+                     ) -> pd.DataFrame:
+    """The rows of :func:`closed_loop_check` for rollouts already run (one per scenario, in order).
+
+    A scenario's scoring map depends only on its map, route and the ego at t0, none of which an edit of other
+    agents changes: pass the parent's map for each of its variants (``scoring_maps``) to skip rebuilding it.
+    """
+    from ..metrics.closed_loop import episode_success
+    from ..mining.evaluate import score_rollout
+
+    cfg = _eval_config(config)
+    if len(rollouts) != len(scenarios):
+        raise ShapeError(f"closed_loop_rows(rollouts): expected one rollout per scenario ({len(scenarios)}), "
+                         f"received {len(rollouts)}")
+    maps = list(scoring_maps) if scoring_maps is not None else [None] * len(scenarios)
+    rows: list[dict[str, object]] = []
+    for r, s, m in zip(rollouts, scenarios, maps):  # scoring is per scene (each has its own map)
+        row = score_rollout(r, s, cfg.closed_loop_scorer, scoring_map=m)
+        row["min_ttc_s"] = min_ttc(r.agents, slice(r.t0, r.t0 + r.num_sim_steps + 1))
+        rows.append(row)
     table = pd.DataFrame(rows)
     table.insert(table.columns.get_loc("failure_type"), "success",
                  episode_success(table["no_at_fault_collisions"], table["drivable_area_compliance"],
