@@ -278,12 +278,10 @@ def _base_checkpoint(ctx: JobContext, base: Any) -> Path:
 
 def _finished_iterations(run: Path) -> int:
     """Iterations the run folder's ``last.pt`` records (0 when there is none)."""
-    from ..tensor_files import load_tensors
+    from ..tensor_files import load_training_state
 
-    last = run / "last.pt"
-    if not last.exists():
-        return 0
-    return int(load_tensors(last, "post-training state", "delete it to restart the run")["iteration"])
+    found = load_training_state(run / "last.pt", "post-training state", "delete it to restart the run")
+    return 0 if found is None else int(found[0]["iteration"])
 
 
 def posttrain_job(ctx: JobContext) -> dict[str, Any]:

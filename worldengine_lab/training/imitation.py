@@ -11,7 +11,8 @@ One readable file, top to bottom:
    cross-entropy of the five sub-score heads against the teacher (weights NC 3, DAC 3, TTC 2, C 1, EP 1).
 5. **Loop.** AdamW with a cosine schedule, seeded; a tqdm bar; metrics appended to ``metrics.jsonl`` (and
    TensorBoard event files when tensorboard is installed); ``last.pt`` (model, optimiser, schedule, epoch,
-   RNG) after every epoch, so a killed run resumes where it stopped; ``model.pt`` (a
+   RNG) after every epoch with a sha256 sidecar, the one before kept as ``last.pt.prev``, so a killed run resumes
+   where it stopped and a damaged ``last.pt`` falls back one epoch; ``model.pt`` (a
    :func:`~worldengine_lab.planners.learned.save_checkpoint` file) at the end.
 
 The run folder holds ``config.json``, ``samples.pt`` (states, vocabulary and teacher targets: built once,
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 from ..artifacts import atomic_write_bytes, utc_now_iso
 from ..datatypes import Scenario
 from ..errors import CorruptFileError, ShapeError, WorkspaceError, WorldEngineLabError
-from ..tensor_files import load_tensors, save_tensors
+from ..tensor_files import load_tensors, load_training_state, save_tensors, save_training_state
 from ..planners.features import FeatureConfig
 from ..planners.candidate_geometry import candidate_geometry
 from ..planners.learned import ModelConfig, VocabularyScorer, save_checkpoint
@@ -262,8 +263,9 @@ def pretrain(scenarios: Iterable[Scenario], run_dir: str | os.PathLike[str], con
                                              (steps_per_epoch * cfg.epochs))))
     start_epoch = 0
     last = run / "last.pt"
-    if last.exists():
-        state = load_tensors(last, "training state", "delete it to restart the run")
+    found = load_training_state(last, "training state", "delete it to restart the run")
+    if found is not None:
+        state, _ = found  # last.pt if intact (sha256 sidecar), else the one before it
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -300,7 +302,7 @@ def pretrain(scenarios: Iterable[Scenario], run_dir: str | os.PathLike[str], con
                             epoch=epoch)
             val = _evaluate(model, samples, labels, geometry, val_rows, cfg)
             log.log((epoch + 1) * steps_per_epoch, val, epoch=epoch + 1)
-            save_tensors(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+            save_training_state(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                 "scheduler": sched.state_dict(), "epoch": epoch + 1, "rng": torch.get_rng_state()})
             if cfg.max_minutes is not None and time.perf_counter() - t_start > 60.0 * cfg.max_minutes:
                 logger.warning("pretrain: stopping after epoch %d: the %.1f-minute budget is spent", epoch + 1,

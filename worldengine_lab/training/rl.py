@@ -18,7 +18,8 @@ A contextual bandit at every visited state (spec/post-training.md): no value fun
    into the checkpoint at the end) or full fine-tuning.
 
 Recipes (:data:`RECIPES`) reproduce the rows of World Engine's results table. Runs are resumable: ``last.pt`` is
-written after every iteration and a re-run continues the same step counter and metric curve.
+written after every iteration (with a sha256 sidecar; the one before is kept as ``last.pt.prev`` and used when the
+newest is damaged) and a re-run continues the same step counter and metric curve.
 
 Deviation, stated: World Engine ships PG weight 0.01 and entropy weight 1.0 for 8,192 candidates and camera
 features; with 256 candidates and vectorised features those weights flatten π to uniform, so our defaults are
@@ -54,7 +55,7 @@ from ..sim.poses import global_to_body
 from ..sim.rollout import rollout
 from ..sim.scene_batch import ego_states_from_log
 from ..sim.state import X, Y, YAW
-from ..tensor_files import load_tensors, save_tensors
+from ..tensor_files import load_training_state, save_training_state
 from .imitation import SUBSCORE_LOSS_WEIGHTS, _Logger, imitation_loss
 from .lora import add_lora, merge_lora
 from .samples import build_samples, score_candidates, shifted_scenarios
@@ -416,8 +417,9 @@ def posttrain(data: PostTrainData, base_checkpoint: str | os.PathLike[str], run_
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_iter, step = 0, 0
     last = run / "last.pt"
-    if last.exists():
-        state = load_tensors(last, "post-training state", "delete it to restart the run")
+    found = load_training_state(last, "post-training state", "delete it to restart the run")
+    if found is not None:
+        state, _ = found  # last.pt if intact (sha256 sidecar), else the one before it
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start_iter, step = int(state["iteration"]), int(state["step"])
@@ -503,8 +505,8 @@ def posttrain(data: PostTrainData, base_checkpoint: str | os.PathLike[str], run_
             model.eval()
             log.log(step, {"states/reward_of_selected": _selected_reward(model, states, geometry, planner)},
                     iteration=it + 1)
-            save_tensors(last, {"model": model.state_dict(), "optimizer": opt.state_dict(), "iteration": it + 1,
-                                "step": step})
+            save_training_state(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                       "iteration": it + 1, "step": step})
             bar.update(1)
             if on_iteration is not None:
                 on_iteration(it + 1, {**log.latest, "step": float(step)})

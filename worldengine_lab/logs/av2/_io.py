@@ -14,9 +14,11 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
-from ...errors import CorruptFileError, MissingColumnError, MissingFileError
+from ...errors import CorruptFileError, DataFormatError, MissingColumnError, MissingFileError
 
 __all__ = ["require_file", "read_feather", "read_parquet", "read_json", "column"]
+
+_PATH_KEY = b"worldengine_lab.path"
 
 
 def require_file(path: Path, what: str, fix: str) -> Path:
@@ -52,7 +54,22 @@ def read_feather(path: Path, required: Sequence[str], optional: Sequence[str] = 
         ) from exc
     _check_columns(path, table.schema, required, what)
     keep = [c for c in list(required) + list(optional) if c in table.schema.names]
-    return table.select(keep)
+    return _validated(path, table.select(keep), "Feather", what)
+
+
+def _validated(path: Path, table: pa.Table, container: str, what: str) -> pa.Table:
+    """``table`` after a full check of its buffers (offsets, UTF-8): a damaged file that still parses is
+    caught here, with its name, instead of as a raw pyarrow error when a column is converted."""
+    try:
+        table.validate(full=True)
+    except (pa.ArrowException, ValueError) as exc:
+        raise CorruptFileError(
+            f"{path}: the {container} {what} table parses but its data is damaged ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); the file is corrupt, download it again"
+        ) from exc
+    meta = dict(table.schema.metadata or {})
+    meta[_PATH_KEY] = str(path).encode()
+    return table.replace_schema_metadata(meta)  # column() names the file in its errors
 
 
 def read_parquet(path: Path, required: Sequence[str], optional: Sequence[str] = (), what: str = "") -> pa.Table:
@@ -68,11 +85,12 @@ def read_parquet(path: Path, required: Sequence[str], optional: Sequence[str] = 
     _check_columns(path, schema, required, what)
     keep = [c for c in list(required) + list(optional) if c in schema.names]
     try:
-        return pq.read_table(path, columns=keep)
+        table = pq.read_table(path, columns=keep)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise CorruptFileError(
             f"{path}: the Parquet {what} table cannot be decoded ({type(exc).__name__}: {exc}); download it again"
         ) from exc
+    return _validated(path, table, "Parquet", what)
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -93,7 +111,15 @@ def column(table: pa.Table, name: str, dtype: Any = None) -> np.ndarray:
     Arrow nulls become NaN for floats; string columns come back as object arrays of str.
     """
     col = table.column(name)
-    if dtype is not None and np.dtype(dtype).kind == "f":
-        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
-    arr = col.to_numpy(zero_copy_only=False)
-    return arr if dtype is None else arr.astype(dtype)
+    try:
+        if dtype is not None and np.dtype(dtype).kind == "f":
+            return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
+        arr = col.to_numpy(zero_copy_only=False)
+        return arr if dtype is None else arr.astype(dtype)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+        where = (table.schema.metadata or {}).get(_PATH_KEY, b"<table>").decode()
+        raise DataFormatError(
+            f"{where}: column '{name}': expected {np.dtype(dtype) if dtype is not None else 'values'} of type "
+            f"{col.type} that convert to numpy, the conversion failed ({type(exc).__name__}: {str(exc)[:200]}); "
+            "re-export the file with the AV2 schema (spec/data-formats.md §2)"
+        ) from exc

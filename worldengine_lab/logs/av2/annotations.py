@@ -113,13 +113,15 @@ def _finite_rows(path: Path, values: np.ndarray, columns: list[str], ts: np.ndar
 
 
 def _unit_quaternions(path: Path, q: np.ndarray, ts: np.ndarray, what: str) -> np.ndarray:
-    norm = np.linalg.norm(q, axis=1)
-    bad = norm < 1e-6
+    with np.errstate(over="ignore"):
+        norm = np.linalg.norm(q, axis=1)
+    bad = (norm < 1e-6) | ~np.isfinite(norm)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise InvalidPoseError(
-            f"{path}: {int(bad.sum())} {what} row(s) have a zero quaternion (qw, qx, qy, qz); first at row "
-            f"{first} (timestamp_ns {int(ts[first])}); a rotation needs a unit quaternion"
+            f"{path}: {int(bad.sum())} {what} row(s) have a zero or overflowing quaternion (qw, qx, qy, qz); "
+            f"first at row {first} (timestamp_ns {int(ts[first])}, norm {norm[first]:g}); a rotation needs a unit "
+            "quaternion"
         )
     return quat_normalize(q)
 

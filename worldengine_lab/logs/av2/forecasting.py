@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 AV_TRACK_ID = "AV"
 DEFAULT_T0 = 49
+MAX_TIMESTEPS = 100_000
+"""More steps than this in one scenario (AV2 has 110) means a damaged ``num_timestamps``."""
 _STATE = ["position_x", "position_y", "heading", "velocity_x", "velocity_y"]
 REQUIRED_COLUMNS = ["track_id", "object_type", "timestep", *_STATE, "start_timestamp", "end_timestamp",
                     "num_timestamps"]
@@ -87,19 +89,20 @@ def read_forecasting_scenario(scenario_dir: str | Path, require_map: bool = True
     if table.num_rows == 0:
         raise EmptyLogError(f"{parquet}: the scenario table has no rows")
 
-    num_t = int(_single(parquet, column(table, "num_timestamps"), "num_timestamps"))
+    num_t = int(_single(parquet, column(table, "num_timestamps", np.int64), "num_timestamps"))
     start = float(_single(parquet, column(table, "start_timestamp", np.float64), "start_timestamp"))
     end = float(_single(parquet, column(table, "end_timestamp", np.float64), "end_timestamp"))
-    if num_t < 1 or not np.isfinite([start, end]).all() or (num_t > 1 and end <= start):
+    if not 1 <= num_t <= MAX_TIMESTEPS or not np.isfinite([start, end]).all() or (num_t > 1 and end <= start):
         raise NonMonotonicTimestampsError(
-            f"{parquet}: expected finite start_timestamp < end_timestamp and num_timestamps >= 1, received "
+            f"{parquet}: expected finite start_timestamp < end_timestamp and 1 <= num_timestamps <= {MAX_TIMESTEPS}, "
+            "received "
             f"start={start!r}, end={end!r}, num_timestamps={num_t}"
         )
     timestamps_ns = np.linspace(start, end, num_t)  # [T] float64, ns
     dt = round((end - start) / (num_t - 1) / 1e9, 6) if num_t > 1 else 0.1
 
     track = column(table, "track_id").astype(str)
-    step = column(table, "timestep").astype(np.int64)
+    step = column(table, "timestep", np.int64)
     state = np.stack([column(table, c, np.float64) for c in _STATE], axis=1)  # [R, 5]
     bad = ~np.isfinite(state).all(axis=1)
     if bad.any():
@@ -167,7 +170,7 @@ def read_forecasting_scenario(scenario_dir: str | Path, require_map: bool = True
     city = optional_single("city", "")
     scored: tuple[str, ...] = ()
     if "object_category" in table.column_names:
-        cat = column(table, "object_category").astype(np.int64)[first_row]
+        cat = column(table, "object_category", np.int64)[first_row]
         scored = tuple(ids[cat >= 2].tolist())
     last = int(np.flatnonzero(valid[:, 0])[-1])  # the AV's last observed step
     local_map = parse_map(map_path, city=city).to_local(origin) if map_path is not None else MapData.empty()

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ...datatypes import AgentTracks, AgentType, MapData, Provenance, Route, Scenario
-from ...errors import MissingFileError, ScenarioValidationError, WindowOutOfRangeError
+from ...errors import MissingFileError, NonMonotonicTimestampsError, ScenarioValidationError, WindowOutOfRangeError
 from ._geometry import bracket, interp_angle, quat_yaw
 from .annotations import (
     POSE_FILE, boxes_to_city, find_annotation_file, poses_at, read_annotations, read_poses,
@@ -41,6 +41,9 @@ from .map import CityMap, parse_map
 __all__ = ["SensorLog", "load_sensor_log", "read_sensor_log", "read_sensor_windows", "find_map_file"]
 
 log = logging.getLogger(__name__)
+
+MAX_LOG_SPAN_NS = 24 * 3600 * 10**9
+"""A sensor log longer than a day means a damaged timestamp (real logs last about 15-20 s)."""
 
 
 def find_map_file(log_dir: Path) -> Path:
@@ -193,7 +196,14 @@ def _resample(sweeps_ns: np.ndarray, grid_ns: np.ndarray, obs: np.ndarray, pos: 
 def _grid(sweeps_ns: np.ndarray, dt: float) -> np.ndarray:
     """``[K]`` int64 grid times from the first sweep up to the last, ``dt`` apart (integer ns)."""
     dt_ns = int(round(dt * 1e9))
-    num = int((sweeps_ns[-1] - sweeps_ns[0]) // dt_ns) + 1
+    span_ns = int(sweeps_ns[-1]) - int(sweeps_ns[0])
+    if span_ns > MAX_LOG_SPAN_NS:
+        raise NonMonotonicTimestampsError(
+            f"annotation timestamps span {span_ns / 3.6e12:.1f} h (first {int(sweeps_ns[0])}, last "
+            f"{int(sweeps_ns[-1])} ns); an AV2 sensor log lasts seconds to minutes, so a timestamp_ns value is "
+            "damaged; repair or drop the rows with impossible timestamps"
+        )
+    num = int(span_ns // dt_ns) + 1
     return sweeps_ns[0] + np.arange(num, dtype=np.int64) * dt_ns
 
 

@@ -39,10 +39,35 @@ def yaw_from_quaternion(qw: np.ndarray, qx: np.ndarray, qy: np.ndarray, qz: np.n
 
 
 def parse_roadblock_ids(text: str | None) -> tuple[str, ...]:
-    """Split ``scene.roadblock_ids`` on commas and/or whitespace (both separators occur, spec §1.3)."""
-    if not text:
+    """Split ``scene.roadblock_ids`` on commas and/or whitespace (both separators occur, spec §1.3).
+
+    A value that is not text (a damaged row: a number, a BLOB) gives no ids."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        text = bytes(text).decode("utf-8", "replace")
+    if not text or not isinstance(text, str):
         return ()
     return tuple(t for t in text.replace(",", " ").split() if t)
+
+
+def _token(value: object) -> bytes | None:
+    """A token column value as ``bytes``; None for NULL or a value that is not a BLOB (a damaged row).
+
+    ``bytes(5)`` would silently make five zero bytes and ``bytes(-1)`` raise, so only BLOBs are tokens."""
+    return bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else None
+
+
+def _hex(value: object) -> str:
+    """Hex text of a token ('' for NULL or a non-BLOB value)."""
+    b = _token(value)
+    return b.hex() if b is not None else ""
+
+
+def _numbers(rows: list | pd.DataFrame, num_cols: int) -> np.ndarray:
+    """``[R, num_cols]`` float64 from SQL rows; text, BLOBs and NULLs become NaN (callers check finiteness)."""
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if df.empty:
+        return np.zeros((0, num_cols), np.float64)
+    return df.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64).reshape(-1, num_cols)
 
 
 @dataclass(frozen=True)
@@ -170,14 +195,25 @@ class NuPlanDB:
         )
         if df.empty:
             raise EmptyLogError(f"{self.path}: table 'lidar_pc' has no sweeps; the log is empty")
-        if df["ts"].isna().any():
-            raise NonMonotonicTimestampsError(f"{self.path}: lidar_pc.timestamp has NULL values")
-        ts = df["ts"].to_numpy(np.int64)
+        ts_num = pd.to_numeric(df["ts"], errors="coerce").to_numpy(np.float64)
+        bad_ts = ~np.isfinite(ts_num) | (np.abs(ts_num) > 2.0**62) | (ts_num != np.round(ts_num))
+        if bad_ts.any():
+            i = int(np.flatnonzero(bad_ts)[0])
+            raise NonMonotonicTimestampsError(
+                f"{self.path}: lidar_pc.timestamp must be integer microseconds, {int(bad_ts.sum())} row(s) hold NULL, "
+                f"text or an out-of-range value (first: {df['ts'].iat[i]!r}); the file is damaged, re-download it")
+        ts = pd.to_numeric(df["ts"], errors="coerce").astype(np.int64).to_numpy()
+        df["token"] = df["token"].map(_token)
+        if df["token"].isna().any():
+            raise CorruptFileError(
+                f"{self.path}: lidar_pc.token must be a BLOB on every row, {int(df['token'].isna().sum())} row(s) "
+                "hold NULL, text or a number; the file is damaged, re-download it")
+        df["next_token"] = df["next_token"].map(_token)
         dup = np.flatnonzero(np.diff(ts) <= 0)
         if len(dup):
             raise NonMonotonicTimestampsError(
                 f"{self.path}: lidar_pc.timestamp repeats at {ts[dup[0]]} µs (token "
-                f"{bytes(df['token'].iat[int(dup[0])]).hex()}); timestamps must strictly increase"
+                f"{_hex(df['token'].iat[int(dup[0])])}); timestamps must strictly increase"
             )
         # the next_token chain must follow time order
         nxt = df["next_token"].to_numpy(object)
@@ -197,28 +233,30 @@ class NuPlanDB:
                 f"{self.path}: lidar_pc {bytes(tok[i]).hex()} points at an ego_pose that does not exist "
                 "(lidar_pc.ego_pose_token)"
             )
-        pose = df[["x", "y", "qw", "qx", "qy", "qz", "vx", "vy"]].to_numpy(np.float64)
+        pose = _numbers(df[["x", "y", "qw", "qx", "qy", "qz", "vx", "vy"]], 8)
         if not np.isfinite(pose).all():
             i, j = np.argwhere(~np.isfinite(pose))[0]
             col = ["x", "y", "qw", "qx", "qy", "qz", "vx", "vy"][j]
             raise InvalidPoseError(
-                f"{self.path}: ego_pose.{col} is NaN/inf for ego_pose {bytes(df['ep_token'].iat[i]).hex()} "
-                f"(lidar_pc at {ts[i]} µs); poses must be finite"
+                f"{self.path}: ego_pose.{col} is NaN/inf or not a number for ego_pose {_hex(df['ep_token'].iat[i])} "
+                f"(lidar_pc at {ts[i]} µs; value {df[col].iat[i]!r}); poses must be finite numbers"
             )
-        qn = np.linalg.norm(pose[:, 2:6], axis=1)
-        if (qn < 1e-6).any():
-            i = int(np.flatnonzero(qn < 1e-6)[0])
-            raise InvalidPoseError(f"{self.path}: ego_pose quaternion is zero at lidar_pc {ts[i]} µs")
+        with np.errstate(over="ignore"):
+            qn = np.linalg.norm(pose[:, 2:6], axis=1)
+        if ((qn < 1e-6) | ~np.isfinite(qn)).any():
+            i = int(np.flatnonzero((qn < 1e-6) | ~np.isfinite(qn))[0])
+            raise InvalidPoseError(f"{self.path}: ego_pose quaternion is zero or overflows at lidar_pc {ts[i]} µs "
+                                   f"(norm {qn[i]:g}); poses need a unit quaternion")
         self.lidar_pc_tokens: np.ndarray = tok  # [S] bytes
         self.timestamps_us: np.ndarray = ts  # [S] int64
         self.ego_xy: np.ndarray = pose[:, :2]  # [S, 2] float64, m, global, rear axle
         self.ego_yaw: np.ndarray = yaw_from_quaternion(*(pose[:, 2:6] / qn[:, None]).T)  # [S] rad
         self.ego_vel_local: np.ndarray = pose[:, 6:8]  # [S, 2] m/s, ego frame
         scenes = self.scenes
-        codes, uniq = pd.factorize(df["scene"].map(lambda b: bytes(b).hex() if b is not None else ""))
+        codes, uniq = pd.factorize(df["scene"].map(_hex))
         lookup = {tok: i for i, tok in enumerate(scenes["token_hex"])}
         self.scene_index: np.ndarray = np.array([lookup.get(u, -1) for u in uniq], np.int32)[codes]
-        self._token_pos = {bytes(t): i for i, t in enumerate(tok)}
+        self._token_pos = {t: i for i, t in enumerate(tok)}
 
     @property
     def num_sweeps(self) -> int:
@@ -237,9 +275,9 @@ class NuPlanDB:
     def scenes(self) -> pd.DataFrame:
         """Scenes ordered by name: token_hex, name, roadblock_ids (tuple), goal_ego_pose_token_hex."""
         df = self._frame("SELECT token, name, roadblock_ids, goal_ego_pose_token FROM scene ORDER BY name")
-        df["token_hex"] = df["token"].map(lambda b: bytes(b).hex())
+        df["token_hex"] = df["token"].map(_hex)
         df["roadblock_ids"] = df["roadblock_ids"].map(parse_roadblock_ids)
-        df["goal_ego_pose_token_hex"] = df["goal_ego_pose_token"].map(lambda b: bytes(b).hex() if b else "")
+        df["goal_ego_pose_token_hex"] = df["goal_ego_pose_token"].map(_hex)
         return df.drop(columns=["token", "goal_ego_pose_token"])
 
     def goal_pose(self, scene_idx: int) -> tuple[np.ndarray, float] | None:
@@ -248,9 +286,12 @@ class NuPlanDB:
         if not tok:
             return None
         rows = self._sql("SELECT x, y, qw, qx, qy, qz FROM ego_pose WHERE token = ?", (bytes.fromhex(tok),))
-        if not rows or not np.isfinite(np.asarray(rows[0], dtype=float)).all():
+        if not rows:
             return None
-        x, y, qw, qx, qy, qz = rows[0]
+        values = _numbers(rows[:1], 6)[0]
+        if not np.isfinite(values).all():
+            return None
+        x, y, qw, qx, qy, qz = values
         return np.array([x, y], np.float64), float(yaw_from_quaternion(qw, qx, qy, qz))
 
     @cached_property
@@ -261,16 +302,16 @@ class NuPlanDB:
             "SELECT lidar_pc_token, type" + (", agent_track_token" if has_agent else ", NULL AS agent_track_token")
             + " FROM scenario_tag"
         )
-        idx = df["lidar_pc_token"].map(lambda b: self._token_pos.get(bytes(b), -1) if b is not None else -1)
+        idx = df["lidar_pc_token"].map(lambda b: self._token_pos.get(_token(b), -1))
         out = pd.DataFrame({"idx": idx.to_numpy(np.int64), "type": df["type"].astype(str)})
-        out["agent_track_hex"] = df["agent_track_token"].map(lambda b: bytes(b).hex() if b is not None else "")
+        out["agent_track_hex"] = df["agent_track_token"].map(_hex)
         return out[out["idx"] >= 0].reset_index(drop=True)
 
     @cached_property
     def track_categories(self) -> dict[bytes, str]:
         """track token -> category name (global nuPlan names, spec §1.3)."""
         rows = self._sql("SELECT t.token, c.name FROM track t LEFT JOIN category c ON c.token = t.category_token")
-        return {bytes(t): (n if n in CATEGORY_NAMES else "generic_object") for t, n in rows}
+        return {_token(t): (n if n in CATEGORY_NAMES else "generic_object") for t, n in rows if _token(t) is not None}
 
     def cameras(self) -> pd.DataFrame:
         """The ``camera`` table with pickled fields decoded by the restricted unpickler (spec §1.2):
@@ -279,7 +320,7 @@ class NuPlanDB:
         df = self._frame("SELECT token, channel, translation, rotation, intrinsic, distortion, width, height FROM camera")
         for col in ("translation", "rotation", "intrinsic", "distortion"):
             df[col] = [np.asarray(loads_restricted(v, f"{self._name}: camera.{col}"), dtype=np.float64) for v in df[col]]
-        df["token"] = df["token"].map(lambda b: bytes(b).hex())
+        df["token"] = df["token"].map(_hex)
         return df
 
     # ------------------------------------------------------------------------------------------------ per window
@@ -329,7 +370,7 @@ class NuPlanDB:
                 rows = cur.fetchmany(200_000)
                 if not rows:
                     break
-                parts.append(np.asarray(rows, dtype=np.int64).reshape(-1, 2))
+                parts.append(np.nan_to_num(_numbers(rows, 2), nan=-1.0).astype(np.int64))
             arr = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
             sweep = np.searchsorted(self.timestamps_us, arr[:, 1])
             keep = (sweep < self.num_sweeps) & (self.timestamps_us[np.minimum(sweep, self.num_sweeps - 1)] == arr[:, 1])
@@ -344,8 +385,8 @@ class NuPlanDB:
         sweep, rows = self._rows_for_sweeps(
             "lidar_box", ("track_token", "x", "y", "yaw", "vx", "vy", "length", "width", "height"), idx)
         track = np.empty(len(rows), object)
-        track[:] = [r[0] for r in rows]
-        num = np.array([r[1:] for r in rows], dtype=np.float64).reshape(-1, 8)
+        track[:] = [_token(r[0]) for r in rows]  # a damaged (non-BLOB) track token reads as no track
+        num = _numbers([r[1:] for r in rows], 8)  # text/BLOB values read as NaN: the box is dropped
         return {"sweep": sweep, "track": track, "xyyaw": num[:, 0:3], "vel": num[:, 3:5], "lwh": num[:, 5:8]}
 
     def traffic_lights(self, idx: np.ndarray) -> dict[str, np.ndarray]:

@@ -13,14 +13,20 @@ from .reader import NuPlanLog, WindowConfig
 
 __all__ = ["open_log", "discover_logs", "load_catalog_row", "iter_log_scenarios"]
 
-_OPEN: "OrderedDict[tuple[str, str], NuPlanLog]" = OrderedDict()
+_OPEN: "OrderedDict[tuple[str, str, int, int, int], NuPlanLog]" = OrderedDict()
 _LOCK = threading.Lock()
 _MAX_OPEN = 16
 
 
 def open_log(db_path: str | Path, maps_root: str | Path | None = None) -> NuPlanLog:
-    """A NuPlanLog for ``db_path``, reused while it stays among the 16 most recently used."""
-    key = (str(Path(db_path).resolve()), str(maps_root or ""))
+    """A NuPlanLog for ``db_path``, reused while it stays among the 16 most recently used and the file is
+    unchanged (a log replaced on disk, e.g. re-downloaded, is opened again)."""
+    path = Path(db_path).resolve()
+    try:
+        st = path.stat()
+    except OSError:
+        raise MissingFileError(f"{db_path}: nuPlan log not found; pass the path of a .db file") from None
+    key = (str(path), str(maps_root or ""), st.st_mtime_ns, st.st_size, st.st_ino)
     with _LOCK:
         if key in _OPEN:
             _OPEN.move_to_end(key)

@@ -18,7 +18,7 @@ import pandas as pd
 import shapely
 
 from ...datatypes import MapData, Polylines
-from ...errors import CorruptFileError, MissingColumnError, MissingFileError, MissingLayerError
+from ...errors import CorruptFileError, MissingColumnError, MissingDependencyError, MissingFileError, MissingLayerError
 from .geopackage import decode_many
 from .schema import MAP_VERSIONS, OPTIONAL_GPKG_LAYERS, REQUIRED_GPKG_COLUMNS
 
@@ -26,7 +26,7 @@ __all__ = ["NuPlanMap", "find_map_file", "load_map"]
 
 log = logging.getLogger(__name__)
 
-_CACHE: dict[tuple[str, float], "NuPlanMap"] = {}
+_CACHE: dict[tuple[str, int, int, int], "NuPlanMap"] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -48,9 +48,13 @@ def find_map_file(maps_root: str | Path | None, map_name: str) -> Path:
     meta = root / "nuplan-maps-v1.0.json"
     if meta.is_file():
         try:
-            entry = json.loads(meta.read_text()).get(name)
-        except (json.JSONDecodeError, AttributeError) as exc:
-            raise CorruptFileError(f"{meta}: not a valid maps index ({exc})") from exc
+            entry = json.loads(meta.read_bytes().decode("utf-8")).get(name)
+        except (ValueError, AttributeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise CorruptFileError(
+                f"{meta}: not a valid maps index (expected a JSON object of map name -> {{'version': ...}}; "
+                f"{type(exc).__name__}: {str(exc)[:200]}); restore nuplan-maps-v1.0.json from the nuPlan maps "
+                "download, or delete it to use the version folders"
+            ) from exc
         if isinstance(entry, dict) and entry.get("version"):
             versions.append(str(entry["version"]))
     if name in MAP_VERSIONS:
@@ -71,7 +75,8 @@ def load_map(path: str | Path) -> "NuPlanMap":
     """Parse (or reuse the cached parse of) the GeoPackage map at ``path``."""
     p = Path(path).resolve()
     try:
-        key = (str(p), p.stat().st_mtime)
+        st = p.stat()
+        key = (str(p), st.st_mtime_ns, st.st_size, st.st_ino)
     except FileNotFoundError:
         raise MissingFileError(f"{path}: map file not found") from None
     with _CACHE_LOCK:
@@ -106,11 +111,19 @@ class NuPlanMap:
             self._tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             self.epsg = self._projected_epsg(con)
             layers = {name: self._read_layer(con, name) for name in set(REQUIRED_GPKG_COLUMNS) | set(OPTIONAL_GPKG_LAYERS)}
-        except sqlite3.DatabaseError as exc:
-            raise CorruptFileError(f"{self.path}: cannot read GeoPackage ({exc})") from exc
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+            raise CorruptFileError(f"{self.path}: cannot read GeoPackage ({str(exc)[:300]}); the map file is "
+                                   "damaged, restore it from the nuPlan maps download") from exc
         finally:
             con.close()
-        self._build(layers)
+        try:
+            self._build(layers)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError, shapely.errors.GEOSException) as exc:
+            raise CorruptFileError(
+                f"{self.path}: the map layers hold values the reader cannot use ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); expected the nuPlan GeoPackage schema (spec §1.9.3) — the map file is damaged "
+                "or not a nuPlan map, restore it from the nuPlan maps download"
+            ) from exc
 
     # ------------------------------------------------------------------------------------------------ reading
     def _projected_epsg(self, con: sqlite3.Connection) -> int | None:
@@ -132,7 +145,7 @@ class NuPlanMap:
             )
         info = con.execute(f'PRAGMA table_info("{name}")').fetchall()
         have = [r[1] for r in info]
-        for col in REQUIRED_GPKG_COLUMNS.get(name, ("fid",)):
+        for col in dict.fromkeys(("fid", *REQUIRED_GPKG_COLUMNS.get(name, ()))):
             if col not in have:
                 raise MissingColumnError(f"{self.path}: column '{name}.{col}' is missing (layer has {have})")
         geom_col = "geom"
@@ -148,7 +161,22 @@ class NuPlanMap:
         df = pd.read_sql_query(f'SELECT * FROM "{name}"', con)
         geoms = decode_many(df[geom_col].tolist(), f"{self.path.name}: {name}.{geom_col}")
         if srs is not None and self.epsg is not None and srs not in (self.epsg, 0, -1):
-            geoms = _reproject(geoms, int(srs), self.epsg)
+            try:
+                geoms = _reproject(geoms, int(srs), self.epsg)
+            except Exception as exc:  # noqa: BLE001 - pyproj raises CRSError/ProjError; int() ValueError/TypeError
+                if isinstance(exc, MissingDependencyError):
+                    raise
+                raise CorruptFileError(
+                    f"{self.path}: layer '{name}' declares srs_id {srs!r} in gpkg_geometry_columns, which cannot be "
+                    f"reprojected to the map's EPSG:{self.epsg} ({type(exc).__name__}: {str(exc)[:150]}); expected "
+                    "an EPSG code (spec §1.9.2) — the map file is damaged"
+                ) from exc
+        bad = ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms)
+        if bad.any():  # self-intersecting rings etc.: repair so clipping (GEOS overlay ops) cannot fail later
+            log.warning("%s: layer '%s' has %d invalid geometries; repairing them with make_valid",
+                        self.path.name, name, int(bad.sum()))
+            geoms = geoms.copy()
+            geoms[bad] = shapely.make_valid(geoms[bad])
         df = df.drop(columns=[geom_col]).set_index("fid", drop=False)
         return _Layer(df, geoms)
 
@@ -220,6 +248,11 @@ class NuPlanMap:
         grp = _int_col(lf["lane_group_fid"])
         li = _int_col(lf["lane_index"])
         key = pd.Series(np.arange(nl), index=pd.MultiIndex.from_arrays([grp, li]))
+        if key.index.has_duplicates:  # two lanes claim one (lane group, lane index) slot: keep the first
+            log.warning("%s: lanes_polygons has %d repeated (lane_group_fid, lane_index) pairs; their neighbours "
+                        "are ambiguous, the first lane of each pair is used", self.path.name,
+                        int(key.index.duplicated().sum()))
+            key = key[~key.index.duplicated()]
         left_n = key.reindex(pd.MultiIndex.from_arrays([grp, li - 1])).to_numpy()
         right_n = key.reindex(pd.MultiIndex.from_arrays([grp, li + 1])).to_numpy()
         self.left_neighbor = np.concatenate([np.nan_to_num(left_n, nan=-1), -np.ones(nc)]).astype(np.int64)

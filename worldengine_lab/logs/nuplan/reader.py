@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from ...datatypes import AgentTracks, AgentType, Provenance, Route, Scenario, TrafficLights
-from ...errors import WindowOutOfRangeError
+import shapely.errors
+
+from ...errors import CorruptFileError, WindowOutOfRangeError, WorldEngineLabError
 from .db import NuPlanDB
 from .map import NuPlanMap, find_map_file, load_map
 from .schema import CATEGORY_NAMES
@@ -75,7 +77,8 @@ class NuPlanLog:
     """
 
     def __init__(self, db_path: str | Path, maps_root: str | Path | None = None, config: WindowConfig = WindowConfig()):
-        self.db = NuPlanDB(db_path)
+        with _damaged_data(db_path, "opening the log"):
+            self.db = NuPlanDB(db_path)
         self.maps_root = maps_root
         self.config = config
         self._map: NuPlanMap | None = None
@@ -165,9 +168,13 @@ class NuPlanLog:
     # ------------------------------------------------------------------------------------------------ reading
     def read(self, token: str | int, config: WindowConfig | None = None, tags: Sequence[str] | None = None) -> Scenario:
         """Read the window whose "now" is lidar_pc ``token`` (hex, or a sweep index) as a Scenario."""
+        i = int(token) if isinstance(token, (int, np.integer)) else self.db.index_of(token)
+        with _damaged_data(self.db.path, f"reading the window at lidar_pc {token}"):
+            return self._read(i, config, tags)
+
+    def _read(self, i: int, config: WindowConfig | None, tags: Sequence[str] | None) -> Scenario:
         cfg = config or self.config
         db = self.db
-        i = int(token) if isinstance(token, (int, np.integer)) else db.index_of(token)
         if not self._fits(i, cfg):
             raise WindowOutOfRangeError(self._range_message(i, cfg))
         s = cfg.stride
@@ -291,3 +298,26 @@ class NuPlanLog:
     def __repr__(self) -> str:
         return f"NuPlanLog({self.db.path.name!r}, map={self.db.info.map_name!r}, sweeps={self.db.num_sweeps})"
 
+
+
+class _damaged_data:
+    """Context manager: a parsing error that escaped the specific checks (an unexpected type or value in a
+    damaged file) becomes a CorruptFileError naming the file; WorldEngineLabErrors pass through unchanged."""
+
+    _CAUGHT = (KeyError, ValueError, TypeError, IndexError, AttributeError, OverflowError,
+               shapely.errors.GEOSException)
+
+    def __init__(self, path: str | Path, doing: str) -> None:
+        self.path, self.doing = path, doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or isinstance(exc, WorldEngineLabError) or not isinstance(exc, self._CAUGHT):
+            return False
+        raise CorruptFileError(
+            f"{self.path}: {self.doing} failed on a value the nuPlan reader cannot use ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); the log or its map is damaged or does not follow the nuPlan schema (spec §1.3) — "
+            "check it with `sqlite3 FILE 'PRAGMA integrity_check'` or download it again"
+        ) from exc
