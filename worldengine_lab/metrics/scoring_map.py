@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from ..sim.geometry import points_in_polygons
 from ..sim.raster import BITS_PER_WORD, GridSpec, MapRaster, rasterize_bits, rasterize_counts
 from .centerline import polyline_through, route_centerline
 
-__all__ = ["PolygonSet", "ScoringMapConfig", "ScoringMap", "lane_rings", "pack_bits", "unpack_bits"]
+__all__ = ["PolygonSet", "MapPolygons", "ScoringMapConfig", "ScoringMap", "lane_rings", "pack_bits", "unpack_bits"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,15 @@ class PolygonSet:
         flat = points.reshape(-1, 2).to(torch.float64)
         out = points_in_polygons(flat, self.rings, self.valid, include_boundary=include_boundary)
         return out.reshape(*points.shape[:-1], len(self))
+
+
+class MapPolygons(NamedTuple):
+    """Polygons of one map shared by its scoring maps (:meth:`ScoringMap.map_polygons`)."""
+
+    lanes: PolygonSet
+    drivable: PolygonSet
+    drivable_is_hole: torch.Tensor | None
+    intersections: PolygonSet
 
 
 def lane_rings(m: MapData) -> PolygonSet:
@@ -282,26 +291,34 @@ class ScoringMap:
                           drivable_is_hole=hole, extra_area_polygons=inter, config=config)
 
     @staticmethod
+    def map_polygons(m: MapData) -> "MapPolygons":
+        """The polygons of map ``m`` that every scoring map of it shares (lane rings, drivable areas,
+        intersections); pass them to :meth:`from_scenario` when scoring many states on one map."""
+        lanes = lane_rings(m)
+        if len(m.drivable_areas):
+            drivable = PolygonSet.from_polylines(m.drivable_areas)
+            hole = torch.from_numpy(np.asarray(m.drivable_is_hole, bool).copy())
+        else:
+            logger.warning("ScoringMap: map %s has no drivable areas; using lane polygons", m.map_id)
+            drivable, hole = lanes, None
+        inter = lanes.take(torch.from_numpy(np.flatnonzero(m.lane_is_connector)))
+        return MapPolygons(lanes, drivable, hole, inter)
+
+    @staticmethod
     def from_scenario(scenario: Scenario, config: ScoringMapConfig = ScoringMapConfig(),
-                      centerline: np.ndarray | torch.Tensor | None = None) -> "ScoringMap":
+                      centerline: np.ndarray | torch.Tensor | None = None,
+                      polygons: "MapPolygons | None" = None) -> "ScoringMap":
         """Build from a scenario's map and route around the ego at t0 (§1.4). ``centerline`` overrides the
-        route centreline (e.g. the PDM-Closed centreline of §5.1)."""
+        route centreline (e.g. the PDM-Closed centreline of §5.1); ``polygons``: :meth:`map_polygons` of the
+        scenario's map, when already built."""
         m = scenario.map
         a = scenario.agents
         center = a.xy[scenario.t0, 0].astype(np.float64)
         yaw = float(a.yaw[scenario.t0, 0])
         rear = center - scenario.ego_rear_axle_to_center_m * np.array([np.cos(yaw), np.sin(yaw)])
-        lanes = lane_rings(m)
+        lanes, drivable, hole, inter = polygons if polygons is not None else ScoringMap.map_polygons(m)
         on = np.zeros(m.num_lanes, bool)
         on[np.asarray(scenario.route.lane_indices, dtype=np.int64)] = True
-        if len(m.drivable_areas):
-            drivable = PolygonSet.from_polylines(m.drivable_areas)
-            hole = torch.from_numpy(np.asarray(m.drivable_is_hole, bool).copy())
-        else:
-            logger.warning("ScoringMap.from_scenario(%s): the map has no drivable areas; using lane polygons",
-                           scenario.scenario_id)
-            drivable, hole = lanes, None
-        inter = lanes.take(torch.from_numpy(np.flatnonzero(m.lane_is_connector)))
         cl = route_centerline(m, scenario.route.lane_indices, rear, yaw) if centerline is None else \
             torch.as_tensor(np.asarray(centerline, np.float64) if not isinstance(centerline, torch.Tensor)
                             else centerline, dtype=torch.float64)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Any, Iterable, Literal, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -157,6 +157,7 @@ def score_candidates(items: Sequence[tuple[Scenario, float]], candidates: torch.
     mid_body = (lo + hi) / 2
     map_config = ScoringMapConfig(resolution_m=resolution_m, radius_m=float((hi - lo).max()) / 2 + 10.0)
     subs, scores = [], []
+    polygons: dict[int, tuple[Any, Any]] = {}
     bar = _bar(len(items), "teacher scores", progress)
     for i in range(0, len(items), batch_size):
         chunk = [s for s, _ in items[i : i + batch_size]]
@@ -175,7 +176,11 @@ def score_candidates(items: Sequence[tuple[Scenario, float]], candidates: torch.
         mids = body_to_global(torch.cat([mid_body, mid_body.new_zeros(1)])[None].expand(len(chunk), 1, 3),
                               ego0[:, [X, Y, YAW]])[:, 0, :2]  # [b, 2] raster centres, local frame
         for b, s in enumerate(chunk):  # one scene at a time: each has its own map
-            smap = ScoringMap.from_scenario(s, _NO_RASTER).recentered(mids[b].tolist(), map_config)
+            key = id(s.map)  # states of one log (or one scenario's rollout) share their map's polygons
+            if key not in polygons:
+                polygons[key] = (s.map, ScoringMap.map_polygons(s.map))  # the map is kept alive with its id
+            smap = ScoringMap.from_scenario(s, _NO_RASTER, polygons=polygons[key][1]).recentered(mids[b].tolist(),
+                                                                                                  map_config)
             sc = score_proposals(states[b], ObjectTracks.from_scenario(s), smap, scorer)
             subs.append(torch.stack([sc.nc, sc.dac, sc.ttc, sc.comfort, sc.ep], -1).float())
             scores.append(sc.score.float())
