@@ -54,6 +54,31 @@ def test_teacher_flags_the_candidate_that_drives_into_the_leader():
     assert scores[0, 1] == 0.0
 
 
+def test_states_of_one_scenario_share_a_raster_without_changing_any_score(scenarios, monkeypatch):
+    import worldengine_lab.training.samples as samples
+
+    items = shifted_scenarios(scenarios[:3], (0.0, 1.0, 2.0, 3.0))  # four states per scenario, one map each
+    t = torch.arange(1, 41, dtype=torch.float32) * 0.1
+    cands = torch.stack([torch.stack([v * t, d * t, torch.zeros_like(t)], -1)
+                         for v in (0.0, 4.0, 9.0) for d in (-0.5, 0.0, 0.5)])  # 9 straight-ish candidates
+    built: list[float] = []
+    real = samples.ScoringMap.recentered
+
+    def counting(self, center_xy, config=None):
+        built.append(config.radius_m)
+        return real(self, center_xy, config)
+
+    monkeypatch.setattr(samples.ScoringMap, "recentered", counting)
+    shared = score_candidates(items, cands)
+    num_shared = len(built)
+    monkeypatch.setattr(samples, "RASTER_MARGIN_M", 0.0)  # no room: every state builds its own raster
+    built.clear()
+    own = score_candidates(items, cands)
+    assert len(built) == len(items) and num_shared <= len(scenarios[:3]) < len(items)
+    torch.testing.assert_close(shared[0], own[0], rtol=0, atol=0)
+    torch.testing.assert_close(shared[1], own[1], rtol=0, atol=0)
+
+
 def test_imitation_loss_prefers_the_right_entry():
     k = 4
     teacher = torch.ones(2, k, 5)

@@ -352,6 +352,16 @@ class ScoringMap:
             other._build_raster()
         return other
 
+    def sharing_raster(self, other: "ScoringMap") -> "ScoringMap":
+        """A copy of this map (polygons, route, centreline) that uses ``other``'s raster, grid and raster settings
+        — for many states on the same map polygons (:meth:`map_polygons`), where one raster covers them all. The
+        raster holds map geometry only (no route), so sharing it changes no result."""
+        mine = object.__new__(ScoringMap)
+        mine.__dict__.update(self.__dict__)
+        mine.config, mine.center_xy = other.config, other.center_xy
+        mine.raster, mine._bit_layers = other.raster, other._bit_layers
+        return mine
+
     # -- queries ---------------------------------------------------------------------------------------
     def route_mask(self, exact: bool) -> torch.Tensor:
         """``int64 [NW]`` bitset of the on-route lanes (in the exact or the raster bit assignment)."""

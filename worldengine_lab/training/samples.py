@@ -48,6 +48,9 @@ SUBSCORE_COLUMNS = ("nc", "dac", "ttc", "c", "ep")
 TEACHER_SCORER = dataclasses.replace(NAVSIM_V11, reference="batch")
 """NAVSIM v1.1 scorer with EP normalised over the candidates of a state."""
 _NO_RASTER = ScoringMapConfig(raster=False)
+RASTER_MARGIN_M = 20.0
+"""Extra half-width of a teacher raster, m, so that the next states of the same scenario (a few metres on) reuse
+it instead of building their own."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,9 +143,10 @@ def score_candidates(items: Sequence[tuple[Scenario, float]], candidates: torch.
     local frame, the simulator's rear-axle state layout) for states the simulator visited (closed-loop
     rollouts), scored against the scenario's logged agents from its ``t0``.
 
-    The map raster of each state is the square around the candidates' extent (+ 10 m) at ``resolution_m`` (area
+    The map raster of a state covers the square around the candidates' extent (+ 10 m) at ``resolution_m`` (area
     flags are exact farther than resolution/√2 from a boundary; 0.5 m keeps the raster build cheap for training
-    targets).
+    targets). States on the same map object (a scenario's shifted copies, a rollout's visited states) share its
+    polygons and one raster built :data:`RASTER_MARGIN_M` wider, as long as it covers them.
     """
     k = candidates.shape[0]
     if ego_states is not None and (ego_states.ndim != 2 or ego_states.shape[0] != len(items)):
@@ -158,6 +162,7 @@ def score_candidates(items: Sequence[tuple[Scenario, float]], candidates: torch.
     map_config = ScoringMapConfig(resolution_m=resolution_m, radius_m=float((hi - lo).max()) / 2 + 10.0)
     subs, scores = [], []
     polygons: dict[int, tuple[Any, Any]] = {}
+    rasters: dict[int, tuple[ScoringMap, list[float]]] = {}  # per map: a raster and its centre
     bar = _bar(len(items), "teacher scores", progress)
     for i in range(0, len(items), batch_size):
         chunk = [s for s, _ in items[i : i + batch_size]]
@@ -176,11 +181,17 @@ def score_candidates(items: Sequence[tuple[Scenario, float]], candidates: torch.
         mids = body_to_global(torch.cat([mid_body, mid_body.new_zeros(1)])[None].expand(len(chunk), 1, 3),
                               ego0[:, [X, Y, YAW]])[:, 0, :2]  # [b, 2] raster centres, local frame
         for b, s in enumerate(chunk):  # one scene at a time: each has its own map
-            key = id(s.map)  # states of one log (or one scenario's rollout) share their map's polygons
+            key = id(s.map)  # states of one scenario (shifted, or visited by a rollout) share its map
             if key not in polygons:
                 polygons[key] = (s.map, ScoringMap.map_polygons(s.map))  # the map is kept alive with its id
-            smap = ScoringMap.from_scenario(s, _NO_RASTER, polygons=polygons[key][1]).recentered(mids[b].tolist(),
-                                                                                                  map_config)
+            smap = ScoringMap.from_scenario(s, _NO_RASTER, polygons=polygons[key][1])
+            mid = mids[b].tolist()
+            cached = rasters.get(key)
+            if cached is None or max(abs(mid[0] - cached[1][0]), abs(mid[1] - cached[1][1])) + map_config.radius_m > \
+                    cached[0].config.radius_m:  # not covered: one raster with room for the next states
+                wide = ScoringMapConfig(resolution_m=resolution_m, radius_m=map_config.radius_m + RASTER_MARGIN_M)
+                cached = rasters[key] = (smap.recentered(mid, wide), mid)
+            smap = smap.sharing_raster(cached[0])
             sc = score_proposals(states[b], ObjectTracks.from_scenario(s), smap, scorer)
             subs.append(torch.stack([sc.nc, sc.dac, sc.ttc, sc.comfort, sc.ep], -1).float())
             scores.append(sc.score.float())
