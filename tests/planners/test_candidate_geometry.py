@@ -58,3 +58,32 @@ def test_precomputed_geometry_gives_the_same_scores():
         b = model(f, candidate_geometry(f, cands))
     torch.testing.assert_close(a.logits, b.logits)
     torch.testing.assert_close(a.subscore_logits, b.subscore_logits)
+
+
+def test_lane_and_route_distances_match_a_brute_force_reference():
+    import dataclasses
+
+    from worldengine_lab.planners.features import POSITION_SCALE_M, SceneFeatures
+
+    base = _features(num_agents=2, speed_mps=6.0)
+    scenes = []
+    for k in range(3):  # the route flag on a different number of lane points per scene (packing)
+        lanes = base.lanes.clone()
+        lanes[..., 4] = 0.0
+        lanes[0, : 2 * k + 1, :, 4] = 1.0 if k < 2 else 0.0  # 1 lane, 3 lanes, none (scene 2)
+        scenes.append(dataclasses.replace(base, lanes=lanes))
+    f = SceneFeatures.cat(scenes)
+    cands = torch.stack([_line(v, y) for v in (0.0, 5.0, 11.0) for y in (-6.0, 0.0, 4.0)])
+    geo = candidate_geometry(f, cands)
+    xy = cands[:, list(CHECK_POSES), :2].double()  # [K, C, 2]
+    b, n_l, n_p, _ = f.lanes.shape
+    pts = (f.lanes[..., :2].double() * POSITION_SCALE_M).reshape(b, -1, 2)
+    ok = f.lanes_mask[:, :, None].expand(b, n_l, n_p).reshape(b, -1)
+    route = ok & (f.lanes[..., 4].reshape(b, -1) > 0.5)
+    d = (xy[None, :, :, None] - pts[:, None, None]).norm(dim=-1)  # [B, K, C, P] exact
+    lane = torch.where(ok[:, None, None], d, float("inf")).amin(-1)
+    on_route = torch.where(route[:, None, None], d, float("inf")).amin(-1)
+    torch.testing.assert_close(geo[..., 0].double(), (lane / 5.0).clamp(max=2.0), atol=1e-5, rtol=0)
+    want = torch.where(route.any(-1)[:, None, None], (on_route / 5.0).clamp(max=2.0), torch.tensor(2.0).double())
+    torch.testing.assert_close(geo[..., 2].double(), want, atol=1e-5, rtol=0)
+    assert (geo[2, ..., 2] == 2.0).all() and (want[:2] < 2.0).any()  # some route lane is within 10 m

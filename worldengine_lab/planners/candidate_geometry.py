@@ -40,6 +40,24 @@ def candidate_geometry(features: SceneFeatures, candidates: torch.Tensor, chunk:
     return torch.cat(out) if out else candidates.new_zeros(0, candidates.shape[0], len(CHECK_POSES), GEOMETRY_DIM)
 
 
+_FAR_M = 1.0e6  # masked-out points are moved this far away: farther than any clamp below
+
+
+def _sq_dist(xy: torch.Tensor, pts: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Squared distances ``[B, K, C, P]`` (m², dtype of ``pts``) from the candidate poses ``xy [K, C, 2]`` to the
+    points ``pts [B, P, 2]``; points where ``keep [B, P]`` is False count as :data:`_FAR_M` away.
+
+    |x|² + |p|² − 2 x·p as one batched matrix product in float64 (exact to float32 at map scales), instead of
+    materialising the ``[B, K, C, P, 2]`` differences.
+    """
+    k, c, _ = xy.shape
+    x = xy.reshape(k * c, 2).to(torch.float64)
+    p = torch.where(keep[..., None], pts.to(torch.float64), _FAR_M)
+    d2 = torch.baddbmm((p * p).sum(-1)[:, None, :], x[None].expand(p.shape[0], -1, -1), p.transpose(1, 2),
+                       alpha=-2.0) + (x * x).sum(-1)[None, :, None]
+    return d2.clamp_(min=0.0).to(pts.dtype).view(p.shape[0], k, c, -1)
+
+
 def _geometry(f: SceneFeatures, candidates: torch.Tensor) -> torch.Tensor:
     dtype = f.lanes.dtype
     idx = torch.tensor(CHECK_POSES)
@@ -56,17 +74,20 @@ def _geometry(f: SceneFeatures, candidates: torch.Tensor) -> torch.Tensor:
     dirs = f.lanes[..., 2:4].reshape(b, n_l * n_p, 2)
     valid = f.lanes_mask[:, :, None].expand(b, n_l, n_p).reshape(b, -1)
     route = valid & (f.lanes[..., 4].reshape(b, -1) > 0.5)
-    d2 = ((xy[None, :, :, None, :] - pts[:, None, None, :, :]) ** 2).sum(-1)  # [B, K, C, LP]
-    big = torch.finfo(dtype).max
-    d2_all = torch.where(valid[:, None, None], d2, big)
-    near_d2, near = d2_all.min(-1)  # [B, K, C]
+    near_d2, near = _sq_dist(xy, pts, valid).min(-1)  # [B, K, C]
     near_dir = torch.gather(dirs[:, None, None].expand(-1, xy.shape[0], xy.shape[1], -1, -1), 3,
                             near[..., None, None].expand(-1, -1, -1, 1, 2)).squeeze(3)  # [B, K, C, 2]
     lane_cos = (near_dir * heading[None]).sum(-1)
     has_lane = valid.any(-1)[:, None, None]
     lane_d = torch.where(has_lane, near_d2.clamp(max=1e6).sqrt() / _LANE_SCALE_M, 2.0).clamp(max=2.0)
     lane_cos = torch.where(has_lane, lane_cos, 0.0)
-    route_d2 = torch.where(route[:, None, None], d2, big).min(-1).values
+    # the on-route points only (a few lanes of each scene), packed to the batch's largest count
+    n_route = route.sum(-1)
+    r_max = max(int(n_route.max()), 1) if b else 1
+    order = torch.argsort((~route).to(torch.int8), dim=-1, stable=True)[:, :r_max]  # route points first
+    route_pts = torch.gather(pts, 1, order[..., None].expand(-1, -1, 2))
+    route_keep = torch.arange(r_max)[None] < n_route[:, None]
+    route_d2 = _sq_dist(xy, route_pts, route_keep).min(-1).values
     route_d = torch.where(route.any(-1)[:, None, None], route_d2.clamp(max=1e6).sqrt() / _LANE_SCALE_M, 2.0)
     route_d = route_d.clamp(max=2.0)
 
@@ -79,7 +100,7 @@ def _geometry(f: SceneFeatures, candidates: torch.Tensor) -> torch.Tensor:
     t = (idx.to(dtype) + 1.0) * 0.1  # [C] s
     fut = a_xy[:, None] + t[None, :, None, None] * a_v[:, None]  # [B, C, A, 2]
     gap = (xy[None, :, :, None, :] - fut[:, None]).norm(dim=-1) - a_half[:, None, None] - _EGO_HALF_LENGTH_M
-    gap = torch.where(a_ok[:, None, None], gap, big).min(-1).values  # [B, K, C]
+    gap = torch.where(a_ok[:, None, None], gap, torch.finfo(dtype).max).min(-1).values  # [B, K, C]
     clear = (gap / _CLEAR_SCALE_M).clamp(min=-1.0, max=3.0)
 
     spd = (speed / SPEED_SCALE_MPS)[None].expand(b, -1, -1)
