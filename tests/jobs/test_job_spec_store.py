@@ -120,10 +120,13 @@ def test_orphans_are_found_by_pid_and_start_time(ws: Workspace) -> None:
     assert Job.attach(ws, specs[3].job_id).status() == "running"
 
 
-def test_pending_kinds_fail_clearly_and_write_nothing(ws: Workspace) -> None:
-    assert {"pretrain", "mine", "evaluate", "posttrain", "selftest"} <= set(available_kinds())
-    with pytest.raises(WorldEngineLabError, match="kind 'generate_variants' is not available yet"):
-        launch(JobSpec("generate_variants", workspace=str(ws.root)))
+def test_pending_kinds_fail_clearly_and_write_nothing(ws: Workspace, monkeypatch) -> None:
+    from worldengine_lab.jobs import registry
+
+    assert {"pretrain", "mine", "evaluate", "posttrain", "generate_variants", "selftest"} <= set(available_kinds())
+    monkeypatch.setitem(registry.PENDING_KINDS, "render_scenes", "scene rendering registers it")
+    with pytest.raises(WorldEngineLabError, match="kind 'render_scenes' is not available yet"):
+        launch(JobSpec("render_scenes", workspace=str(ws.root)))
     with pytest.raises(WorldEngineLabError, match="Unknown job kind 'nonesuch'"):
         launch(JobSpec("nonesuch", workspace=str(ws.root)))
     assert len(jstore.list_job_rows(ws)) == 0

@@ -341,8 +341,9 @@ def posttrain_job(ctx: JobContext) -> dict[str, Any]:
 
 
 def register_loop_kinds() -> list[str]:
-    """Register the loop's kinds that live in this module and are not built into the registry (``posttrain``,
-    ``generate_variants``); idempotent. Returns the names registered.
+    """(Re-)register the loop's kinds that live in this module (``posttrain``, ``generate_variants``; both are
+    built into the registry too, so this only restores them after an override); idempotent. Returns their
+    names.
 
     Examples:
         >>> from worldengine_lab.jobs import available_kinds

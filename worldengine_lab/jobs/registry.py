@@ -1,9 +1,9 @@
 """Job kinds by name: each kind is a function ``fn(ctx: JobContext) -> dict | None`` looked up in a registry.
 
 Built in: ``pretrain`` (imitation pre-training, resumes from ``last.pt``), ``mine`` (evaluate + mine failures),
-``evaluate`` (sharded evaluation of a planner) and the diagnostic ``selftest``. ``posttrain`` and
-``generate_variants`` are registered by their packages with :func:`register_kind`; until then asking for them
-raises an error that says so.
+``evaluate`` (sharded evaluation of a planner), ``posttrain`` (RL post-training), ``generate_variants`` (variants
+of mined failures) and the diagnostic ``selftest``. A kind listed in :data:`PENDING_KINDS` is one whose package
+registers it with :func:`register_kind`; asking for it before that raises an error that says so.
 
 A job runs in another process, so the registry stores where the function lives (``"module:function"``): the job
 process imports that module. Register module-level functions (not lambdas or nested functions) for kinds that
@@ -39,12 +39,11 @@ _KINDS: dict[str, str | KindFn] = {
     "mine": "worldengine_lab.jobs.kinds:mine_job",
     "evaluate": "worldengine_lab.jobs.kinds:evaluate_job",
     "posttrain": "worldengine_lab.jobs.kinds:posttrain_job",
+    "generate_variants": "worldengine_lab.jobs.kinds:generate_variants_job",
     "selftest": "worldengine_lab.jobs.selftest:selftest_job",
 }
 
-PENDING_KINDS: dict[str, str] = {
-    "generate_variants": "variant generation registers it from worldengine_lab.variants",
-}
+PENDING_KINDS: dict[str, str] = {}
 """Kinds of the loop whose packages register them; asking for one before that raises a clear error."""
 
 

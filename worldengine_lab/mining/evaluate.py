@@ -33,7 +33,7 @@ from ..errors import ScenarioValidationError, ShapeError
 from ..metrics.closed_loop import SuccessRule, closed_loop_pdms, episode_success, executed_states
 from ..metrics.observations import STATIC_AGENT_CODES, ObjectTracks
 from ..metrics.pdm import CLOSED_LOOP, NAVSIM_V11, PDMS_COLUMNS, ScorerConfig, score_proposals
-from ..metrics.scoring_map import ScoringMap
+from ..metrics.scoring_map import ScoringMap, ScoringMapConfig
 from ..planners.base import PLAN_NUM_POSES, Planner
 from ..sim.config import SimConfig
 from ..sim.env import ClosedLoopEnv
@@ -44,7 +44,7 @@ from ..sim.state import VX, VY, X, Y, YAW
 from ..sim.tracker import simulate
 
 __all__ = [
-    "EvalConfig", "WE_CLOSED_LOOP", "evaluate_closed_loop", "evaluate_open_loop", "score_rollout",
+    "EvalConfig", "WE_CLOSED_LOOP", "EPISODE_MAP", "evaluate_closed_loop", "evaluate_open_loop", "score_rollout",
     "summarize", "RESULT_COLUMNS", "FAILURE_TYPES",
 ]
 
@@ -59,6 +59,9 @@ RESULT_COLUMNS = (
     + ("success", "failure_type", "collided_with", "first_violation_step", "raw_progress_m", "any_contact")
 )
 _SCORED_EVERY = 5  # 0.5 s / 0.1 s: closed-loop states are scored at 2 Hz
+EPISODE_MAP = ScoringMapConfig(raster=False)
+"""Scoring map of one closed-loop episode: one trajectory's few poses are tested against the exact polygons (a
+raster only pays for itself with many candidates; PDM-Closed and the teacher build one)."""
 _TYPE_NAMES = {int(t): t.name.lower() for t in AgentType}
 
 
@@ -151,7 +154,7 @@ def score_rollout(ro: Rollout, scenario: Scenario, config: ScorerConfig = CLOSED
         a.xy[steps][:, 1:], a.yaw[steps][:, 1:], a.size_lwh[1:, :2], a.vel_xy[steps][:, 1:], a.valid[steps][:, 1:],
         is_static=np.isin(types[1:], STATIC_AGENT_CODES),
         track_ids=[str(t) for t in a.track_ids[1:]], dt=0.5)
-    smap = scoring_map if scoring_map is not None else ScoringMap.from_scenario(scenario)
+    smap = scoring_map if scoring_map is not None else ScoringMap.from_scenario(scenario, EPISODE_MAP)
     row = closed_loop_pdms(states, objects, smap, log[steps, :3],
                            token=ro.scenario_id, config=config)
     sim = slice(ro.t0, ro.t0 + ro.num_sim_steps + 1)

@@ -364,8 +364,9 @@ class EditSession:
         """The parent's ``ScoringMap.from_scenario`` (built on first use, shared by every edit)."""
         if self._scoring_map is None:
             from ..metrics.scoring_map import ScoringMap
+            from ..mining.evaluate import EPISODE_MAP
 
-            self._scoring_map = ScoringMap.from_scenario(self.parent)
+            self._scoring_map = ScoringMap.from_scenario(self.parent, EPISODE_MAP)
         return self._scoring_map
 
     def specs(self) -> dict[str, OpSpec]:
